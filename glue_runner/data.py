@@ -1,0 +1,261 @@
+"""Turn any data source into tokenized `datasets` with the same columns.
+
+Three sources, one result: the Hugging Face Hub (default), a folder in the
+original GLUE TSV layout (--data-dir), or the user's own CSV/TSV/JSON-lines
+files. Each gives a DatasetDict whose splits hold `idx`, the task's text
+fields and, where labels exist, `label`; `tokenize` then adds the model inputs
+once, with a cache keyed on the data, the tokenizer and the sequence length.
+"""
+
+import csv
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from .config import RunConfig
+from .errors import GlueRunnerError
+from .tasks import TaskSpec
+
+csv.field_size_limit(sys.maxsize)  # a single GLUE field can exceed csv's 128 KiB default
+
+
+@dataclass
+class RawSplit:
+    dataset: datasets.Dataset
+    source: str  # file or Hub address, for messages and the cache key
+    fingerprint: str
+    skipped: int = 0  # rows dropped for being short of columns
+
+
+def load_splits(task: TaskSpec, cfg: RunConfig, log=print) -> dict[str, RawSplit]:
+    if cfg.train_file or cfg.validation_file or cfg.test_file:
+        splits = _load_user_files(task, cfg)
+    elif cfg.data_dir is not None:
+        splits = _load_glue_dir(task, Path(cfg.data_dir))
+    else:
+        splits = _load_hub(task, cfg)
+    for name, split in splits.items():
+        if split.skipped:
+            log(f"[yellow]{split.source}: skipped {split.skipped} malformed row(s) short of columns[/]")
+        if len(split.dataset) == 0:
+            raise GlueRunnerError(f"{split.source}: the {name} split has no usable rows; check the file")
+    return _subsample(splits, cfg)
+
+
+def _subsample(splits: dict[str, RawSplit], cfg: RunConfig) -> dict[str, RawSplit]:
+    # Like run_glue: the first N examples, so a subset is the same on every run.
+    for name, split in splits.items():
+        limit = (cfg.max_train_samples if name == "train" else
+                 cfg.max_eval_samples if name.startswith("validation") else cfg.max_predict_samples)
+        if limit is not None and limit < len(split.dataset):
+            split.dataset = split.dataset.select(range(limit))
+            split.fingerprint += f"-first{limit}"
+    return splits
+
+
+# ---- the Hub ---------------------------------------------------------------
+
+def _load_hub(task: TaskSpec, cfg: RunConfig) -> dict[str, RawSplit]:
+    address = f"{task.hub['path']}/{task.hub['name']}"
+    try:
+        loaded = datasets.load_dataset(task.hub["path"], task.hub["name"], cache_dir=cfg.cache_dir)
+    except Exception as e:  # offline, no such dataset, ...: the library's own message says which
+        raise GlueRunnerError(
+            f"could not load {address} from the Hugging Face Hub ({type(e).__name__}: {str(e).splitlines()[0]}); "
+            "without internet, pass --data-dir with the GLUE TSV files or --train-file/--validation-file") from None
+    splits = {}
+    for name in task.splits:
+        ds = loaded[name]
+        keep = ["idx", *task.text_fields] + (["label"] if not name.startswith("test") else [])
+        splits[name] = RawSplit(ds.select_columns(keep), f"{address}[{name}]", ds._fingerprint)
+    return splits
+
+
+# ---- files: GLUE TSV layout and the user's own -----------------------------
+
+def _load_glue_dir(task: TaskSpec, data_dir: Path) -> dict[str, RawSplit]:
+    folder = data_dir / task.glue_dir
+    if not folder.is_dir():
+        raise GlueRunnerError(
+            f"{folder} does not exist; --data-dir must hold the GLUE folders ({task.glue_dir}/, ...) "
+            "as download_glue_data.py writes them")
+    splits = {}
+    for name, filename in task.splits.items():
+        path = folder / filename
+        if not path.exists():
+            if name.startswith("test"):
+                continue  # GLUE folders often ship without test files; --do-predict says so
+            raise GlueRunnerError(f"{path} is missing; the {task.name} {name} split is read from it")
+        has_header = all(isinstance(c, str) for c in task.columns_for(name).values())
+        splits[name] = _read_table(path, task, name, task.columns_for(name), delimiter="\t",
+                                   quoting=csv.QUOTE_NONE, header=has_header)
+    return splits
+
+
+def _load_user_files(task: TaskSpec, cfg: RunConfig) -> dict[str, RawSplit]:
+    files = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
+    text_columns = cfg.text_columns or task.text_fields
+    if len(text_columns) != len(task.text_fields):
+        raise GlueRunnerError(
+            f"--text-columns names {len(text_columns)} column(s) but {task.name} takes "
+            f"{len(task.text_fields)} ({', '.join(task.text_fields)})")
+    splits = {}
+    for name, path in files.items():
+        if path is None:
+            continue
+        path = Path(path)
+        if not path.is_file():
+            raise GlueRunnerError(f"{path} does not exist (given as --{name.replace('_', '-')}-file)")
+        columns = dict(zip(task.text_fields, text_columns))
+        if name != "test":
+            columns["label"] = cfg.label_column
+        if path.suffix in (".json", ".jsonl"):
+            splits[name] = _read_jsonl(path, task, name, columns)
+        elif path.suffix in (".csv", ".tsv"):
+            delimiter = "\t" if path.suffix == ".tsv" else ","
+            splits[name] = _read_table(path, task, name, columns, delimiter=delimiter,
+                                       quoting=csv.QUOTE_MINIMAL, header=True)
+        else:
+            raise GlueRunnerError(f"{path}: unsupported file type '{path.suffix}'; use .csv, .tsv, .json or .jsonl")
+    if "train" not in splits or "validation" not in splits:
+        raise GlueRunnerError("your own data needs both --train-file and --validation-file")
+    return splits
+
+
+def _read_table(path: Path, task: TaskSpec, split: str, columns: dict, *, delimiter, quoting, header) -> RawSplit:
+    """Read a delimited file; `columns` maps our column to a header name or, without a header, an index."""
+    rows, skipped = [], 0
+    try:
+        # utf-8-sig: MRPC's files start with a byte-order mark that would otherwise stick to the first name
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+            if header:
+                names = next(reader, None)
+                if names is None:
+                    raise GlueRunnerError(f"{path} is empty; it should hold the {task.name} {split} split")
+                missing = [c for c in columns.values() if c not in names]
+                if missing:
+                    raise GlueRunnerError(
+                        f"{path}:1: missing column(s) {', '.join(map(repr, missing))}; the header has "
+                        f"{', '.join(map(repr, names))}. Rename the columns, or for your own files pass "
+                        "--text-columns/--label-column")
+                positions = {ours: names.index(theirs) for ours, theirs in columns.items()}
+                width = len(names)
+            else:
+                positions = dict(columns)
+                width = max(positions.values()) + 1
+            for row in reader:
+                if not row or row == [""]:
+                    continue  # a blank line, as at the end of some files
+                if len(row) < width:
+                    skipped += 1
+                    continue
+                rows.append((reader.line_num, {ours: row[i] for ours, i in positions.items()}))
+    except UnicodeDecodeError as e:
+        raise GlueRunnerError(f"{path}: not UTF-8 text (byte {e.start}); re-save the file as UTF-8") from None
+    except csv.Error as e:
+        raise GlueRunnerError(f"{path}: unreadable as {'TSV' if delimiter == chr(9) else 'CSV'} ({e})") from None
+    return _to_dataset(rows, path, task, split, skipped)
+
+
+def _read_jsonl(path: Path, task: TaskSpec, split: str, columns: dict) -> RawSplit:
+    rows = []
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            for line_num, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise GlueRunnerError(f"{path}:{line_num}: not a JSON object ({e.msg}); one object per line") from None
+                if not isinstance(record, dict):
+                    raise GlueRunnerError(f"{path}:{line_num}: not a JSON object; one object per line")
+                missing = [c for c in columns.values() if c not in record]
+                if missing:
+                    raise GlueRunnerError(
+                        f"{path}:{line_num}: missing key(s) {', '.join(map(repr, missing))}; the record has "
+                        f"{', '.join(map(repr, record))}. Pass --text-columns/--label-column to name them")
+                rows.append((line_num, {ours: record[theirs] for ours, theirs in columns.items()}))
+    except UnicodeDecodeError as e:
+        raise GlueRunnerError(f"{path}: not UTF-8 text (byte {e.start}); re-save the file as UTF-8") from None
+    return _to_dataset(rows, path, task, split, skipped=0)
+
+
+def _to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int) -> RawSplit:
+    data = {"idx": [], **{f: [] for f in task.text_fields}}
+    has_labels = not split.startswith("test")
+    if has_labels:
+        data["label"] = []
+    for position, (line_num, row) in enumerate(rows):
+        data["idx"].append(_parse_index(row.get("idx"), position, path, line_num))
+        for f in task.text_fields:
+            data[f].append(str(row[f]))
+        if has_labels:
+            data["label"].append(_parse_label(row["label"], task, path, line_num))
+    features = {"idx": datasets.Value("int64"), **{f: datasets.Value("string") for f in task.text_fields}}
+    if has_labels:
+        features["label"] = (datasets.Value("float32") if task.regression
+                             else datasets.ClassLabel(names=list(task.label_names)))
+    dataset = datasets.Dataset.from_dict(data, features=datasets.Features(features))
+    stat = path.stat()
+    fingerprint = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{split}".encode()).hexdigest()[:16]
+    return RawSplit(dataset, str(path), fingerprint, skipped)
+
+
+def _parse_index(value, position: int, path: Path, line_num: int) -> int:
+    if value is None:
+        return position  # files without an index column are numbered in order
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise GlueRunnerError(f"{path}:{line_num}: index {value!r} is not an integer") from None
+
+
+def _parse_label(value, task: TaskSpec, path: Path, line_num: int):
+    """A label may be written as its name (MNLI's 'entailment') or its position (CoLA's '1')."""
+    text = str(value).strip()
+    if task.regression:
+        try:
+            return float(text)
+        except ValueError:
+            raise GlueRunnerError(f"{path}:{line_num}: label {text!r} is not a number ({task.name} is a regression task)") from None
+    if text in task.label_names:
+        return task.label_names.index(text)
+    if text.lstrip("-").isdigit() and 0 <= int(text) < task.num_labels:
+        return int(text)
+    raise GlueRunnerError(
+        f"{path}:{line_num}: label {text!r} is not one of {task.name}'s labels "
+        f"({', '.join(f'{i}={n}' for i, n in enumerate(task.label_names))}); fix the row or pick the right --task")
+
+
+# ---- tokenization ----------------------------------------------------------
+
+def tokenize(splits: dict[str, RawSplit], task: TaskSpec, tokenizer, max_seq_length: int,
+             cache_dir: Path | None = None) -> dict[str, datasets.Dataset]:
+    """Tokenize each split once (batched, fast tokenizer) and cache the result on disk.
+
+    Nothing is padded here: batches are padded to their own longest member at
+    training time, which is most of the speed-up over padding everything to 128.
+    """
+    cache_dir = Path(cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "glue_runner")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer_id = f"{tokenizer.name_or_path}|{type(tokenizer).__name__}|{len(tokenizer)}|{tokenizer.backend_tokenizer.to_str()}"
+
+    def encode(batch):
+        encoded = tokenizer(*(batch[f] for f in task.text_fields), truncation=True, max_length=max_seq_length)
+        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+        return encoded
+
+    out = {}
+    for name, split in splits.items():
+        key = hashlib.sha256(f"{split.fingerprint}|{tokenizer_id}|{max_seq_length}|{task.text_fields}".encode()).hexdigest()[:24]
+        out[name] = split.dataset.map(
+            encode, batched=True, remove_columns=list(task.text_fields),
+            cache_file_name=str(cache_dir / f"{task.name}-{name}-{key}.arrow"),
+            desc=f"tokenizing {task.name} {name}")
+    return out
