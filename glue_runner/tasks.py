@@ -25,6 +25,10 @@ class TaskSpec:
     metric_suffix: dict[str, str] = field(default_factory=dict)
     predict_with: str | None = None  # AX: predictions come from an MNLI model
     recipe: dict = field(default_factory=dict)
+    # GLUE leaderboard submission: test split -> file name in the zip, and whether predictions
+    # are written as label names ("names") or as the label's position in label_names ("index")
+    submission: dict[str, str] = field(default_factory=dict)
+    submission_labels: str = "index"
 
     @property
     def num_labels(self) -> int:
