@@ -244,7 +244,7 @@ def tokenize(splits: dict[str, RawSplit], task: TaskSpec, tokenizer, max_seq_len
     """
     cache_dir = Path(cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "glue_runner")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer_id = f"{tokenizer.name_or_path}|{type(tokenizer).__name__}|{len(tokenizer)}|{tokenizer.backend_tokenizer.to_str()}"
+    tokenizer_id = tokenizer_fingerprint(tokenizer)
 
     def encode(batch):
         encoded = tokenizer(*(batch[f] for f in task.text_fields), truncation=True, max_length=max_seq_length)
@@ -259,3 +259,11 @@ def tokenize(splits: dict[str, RawSplit], task: TaskSpec, tokenizer, max_seq_len
             cache_file_name=str(cache_dir / f"{task.name}-{name}-{key}.arrow"),
             desc=f"tokenizing {task.name} {name}")
     return out
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    # The serialized tokenizer, less its truncation/padding state, which calling it changes.
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    state.pop("truncation", None)
+    state.pop("padding", None)
+    return f"{type(tokenizer).__name__}|{json.dumps(state, sort_keys=True)}"

@@ -1,0 +1,62 @@
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from glue_runner import results
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("bert-base-uncased", "bert-base-uncased"),
+    ("google/electra-small-discriminator", "google__electra-small-discriminator"),
+    ("../../etc/passwd", "etc__passwd"),
+    ("..", "unnamed"),
+    ("a b:c", "a_b_c"),
+])
+def test_safe_name_stays_inside_its_folder(name, expected):
+    assert results.safe_name(name) == expected
+    assert "/" not in results.safe_name(name) and not results.safe_name(name).startswith(".")
+
+
+def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+
+    with pytest.raises(TypeError):
+        results.write_atomic(target, 42)  # fails mid-write
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left behind
+
+
+def test_metrics_json_refuses_nan(tmp_path):
+    with pytest.raises(ValueError):
+        results.write_run(tmp_path / "run", {"task": "cola", "metrics": {"x": float("nan")}}, {})
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def record(task, model, seed, **metrics):
+    return {"task": task, "model_name": model, "seed": seed, "date": f"2026-11-0{seed}", "metrics": metrics,
+            "train": {"samples": 10, "samples_per_second": 5.0, "seconds": 2.0}}
+
+
+def test_tables_are_regenerated_from_every_run(tmp_path):
+    results.write_run(tmp_path / "runs" / "a", record("cola", "m1", 1, matthews_correlation=0.5), {})
+    results.write_run(tmp_path / "runs" / "b", record("mrpc", "m2", 2, f1=0.9, accuracy=0.8, combined_score=0.85), {})
+    (tmp_path / "runs" / "broken").mkdir()
+    (tmp_path / "runs" / "broken" / "metrics.json").write_text("{half")  # ignored, not fatal
+    results.update_tables(tmp_path)
+    rows = list(csv.DictReader(open(tmp_path / "runs.csv")))
+    assert [(r["task"], r["model"], r["matthews_correlation"], r["f1"]) for r in rows] == [
+        ("cola", "m1", "0.5000", ""), ("mrpc", "m2", "", "0.9000")]
+    md = (tmp_path / "runs.md").read_text()
+    assert "| cola | m1 | 1 | 0.5000 | – |" in md
+
+
+def test_write_run_writes_predictions_before_metrics(tmp_path, monkeypatch):
+    order = []
+    real = results.write_atomic
+    monkeypatch.setattr(results, "write_atomic", lambda path, text: (order.append(Path(path).name), real(path, text)))
+    results.write_run(tmp_path, record("cola", "m", 1), {"predictions_validation.tsv": "index\tprediction\n"})
+    assert order == ["predictions_validation.tsv", "metrics.json"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["task"] == "cola"
