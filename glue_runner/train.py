@@ -203,11 +203,11 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
                 break
             batch = to_device(collate(train_set, indices, pad_id, cfg.max_seq_length, buckets), rt.device)
             last_micro = (i + 1) % cfg.gradient_accumulation_steps == 0
-            # DDP: only the last micro-batch of an accumulation all-reduces gradients
-            sync = runner.no_sync() if rt.distributed and not last_micro else nullcontext()
-            with sync, autocast:
-                loss = runner(**batch).loss.mean()  # .mean(): DataParallel returns one loss per GPU
-            with sync:
+            # DDP: only the last micro-batch of an accumulation all-reduces gradients.
+            # no_sync() can be entered once, so forward and backward share one `with`.
+            with runner.no_sync() if rt.distributed and not last_micro else nullcontext():
+                with autocast:
+                    loss = runner(**batch).loss.mean()  # .mean(): DataParallel returns one loss per GPU
                 scaler.scale(loss / cfg.gradient_accumulation_steps).backward()
             running_loss += loss.detach().float()
             running_count += 1

@@ -1,0 +1,56 @@
+"""`python -m glue_runner.cli` with a probe on each rank, for tests/test_distributed.py.
+
+    torchrun --standalone --nproc-per-node 2 tests/ddp_probe.py PROBE_DIR <glue-run flags>
+
+The product is not changed: the probe wraps runner.train and runner.predict
+from outside, then runs the CLI module as `-m` would. Each rank writes
+PROBE_DIR/rank<N>.json with a hash of its weights before and after training,
+and, for every distributed prediction, whether it equals the same model's
+prediction made by this process alone (so the gathered shards are complete,
+in place, and counted once).
+"""
+
+import hashlib
+import json
+import os
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from glue_runner import runner
+from glue_runner.train import Runtime
+
+probe_dir = Path(sys.argv.pop(1))
+report = {"rank": int(os.environ["RANK"]), "predictions": []}
+real_train, real_predict = runner.train, runner.predict
+
+
+def weights_hash(model) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def train(model, *args, **kwargs):
+    report["before"] = weights_hash(model)
+    stats = real_train(model, *args, **kwargs)
+    report["after"] = weights_hash(model)
+    return stats
+
+
+def predict(model, dataset, cfg, rt, *, pad_id):
+    gathered = real_predict(model, dataset, cfg, rt, pad_id=pad_id)
+    alone = real_predict(model, dataset, cfg, Runtime(rt.device), pad_id=pad_id)
+    report["predictions"].append({"rows": len(dataset), "equal_to_one_process": bool(np.array_equal(gathered, alone))})
+    return gathered
+
+
+runner.train, runner.predict = train, predict
+try:
+    runpy.run_module("glue_runner.cli", run_name="__main__", alter_sys=True)
+finally:
+    (probe_dir / f"rank{report['rank']}.json").write_text(json.dumps(report))
