@@ -74,4 +74,8 @@ def load_model(task: TaskSpec, cfg: RunConfig) -> LoadedModel:
             ignore_mismatched_sizes=cfg.ignore_mismatched_sizes, **kwargs, **common)
     except (OSError, ValueError, RuntimeError) as e:
         raise GlueRunnerError(f"could not load model '{cfg.model}' for {task.name}: {str(e).splitlines()[0]}") from None
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit and cfg.max_seq_length > limit:
+        raise GlueRunnerError(f"--max-seq-length {cfg.max_seq_length} is longer than '{cfg.model}' can read "
+                              f"({limit} positions); pass --max-seq-length {limit} or less")
     return LoadedModel(model, tokenizer, model_label)

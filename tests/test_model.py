@@ -78,3 +78,8 @@ def test_ax_needs_an_mnli_model(tiny_bert):
 def test_regression_head_has_one_output(tiny_bert):
     loaded = load_model(get_task("stsb"), RunConfig(task="stsb", model=str(tiny_bert)))
     assert loaded.model.config.num_labels == 1 and loaded.model.config.problem_type == "regression"
+
+
+def test_sequence_longer_than_the_model_reads_is_an_error(tiny_bert):
+    with pytest.raises(GlueRunnerError, match="--max-seq-length 512 is longer than .* \\(128 positions\\)"):
+        load_model(get_task("cola"), RunConfig(task="cola", model=str(tiny_bert), max_seq_length=512))
