@@ -2,6 +2,9 @@
 
     glue-run --task cola --model bert-base-uncased
     glue-run --task cola,sst2 --seeds 1,2,3 --data-dir glue_data --model ./my-model
+    glue-run --task all --do-predict ...          (also a GLUE submission zip)
+    glue-run leaderboard [--results-dir results] [--model A,B] [--task cola,sst2] [--since 2025-01-01] [--reference]
+    glue-run validate-submission results/submissions/<model>-seed<seed> [--data-dir glue_data]
 """
 
 import argparse
@@ -55,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     o = p.add_argument_group("outputs")
     o.add_argument("--output-dir", type=Path, help="this run's folder (default: results/runs/<model>/<task>-seed<seed>)")
     o.add_argument("--results-dir", type=Path, default=Path("results"), help="where the results tables live")
-    o.add_argument("--do-predict", action="store_true", help="also predict the test split(s)")
+    o.add_argument("--do-predict", action="store_true",
+                   help="also predict the test split(s); with several tasks, also write a checked GLUE submission "
+                        "(from the first seed's runs) to <results-dir>/submissions/")
     o.add_argument("--save-model", action="store_true", help="save the fine-tuned model in the run's folder")
     m = p.add_argument_group("model loading")
     m.add_argument("--ignore-mismatched-sizes", action="store_true",
@@ -99,21 +104,26 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
 
 def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return run_subcommand(argv[0], argv[1:], console)
     args = build_parser().parse_args(argv)
     quiet_libraries()
     try:
         from .runner import run
 
         outcomes = {}
-        for cfg in configs_from_args(args):
+        configs = configs_from_args(args)
+        for cfg in configs:
             task = get_task(cfg.task)
             # AX is predicted by the MNLI model trained in this same invocation, if any
             source = outcomes.get((task.predict_with, cfg.seed))
             outcome = run(cfg, console, loaded=source.loaded if source else None)
             outcomes[(task.name, cfg.seed)] = outcome
+        if len(configs) > 1:
+            after_several_runs(configs, outcomes, console)
     except GlueRunnerError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        return 2
+        return report_error(e, console)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; finished runs are kept, the current one wrote nothing[/]")
         return 130
@@ -128,6 +138,82 @@ def quiet_libraries() -> None:
     datasets.disable_progress_bars()
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+
+
+def report_error(e: GlueRunnerError, console: Console) -> int:
+    console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+    return 2
+
+
+def after_several_runs(configs: list[RunConfig], outcomes: dict, console: Console) -> None:
+    """The leaderboard of the results folder and, with --do-predict on several tasks, the submission."""
+    from . import submission
+
+    first = configs[0]
+    if first.do_predict and len({c.task for c in configs}) > 1:
+        # One submission per invocation, from the first seed's runs: a fixed rule, not the best dev seed.
+        run_dirs = {task: o.output_dir for (task, seed), o in outcomes.items() if seed == first.seed}
+        name = outcomes[(first.task, first.seed)].record["model_name"]
+        submission.from_runs(run_dirs, first, f"{name}-seed{first.seed}", console.print)
+    show_leaderboard(console, first.results_dir)
+
+
+def show_leaderboard(console: Console, results_dir: Path, **filters) -> None:
+    from . import leaderboard
+
+    board = leaderboard.build(results_dir, **filters)
+    paths = leaderboard.write(board, results_dir)
+    # Piped output has no width to fit: give the wide table room instead of wrapping every cell.
+    Console(width=None if sys.stdout.isatty() else 250).print(leaderboard.rich_table(board))
+    console.print(f"wrote {', '.join(map(str, paths))}", highlight=False)
+
+
+def leaderboard_command(argv: list[str], console: Console) -> int:
+    from .leaderboard import parse_since
+
+    p = argparse.ArgumentParser(prog="glue-run leaderboard",
+                                description="One row per model (mean ± std over seeds) in the GLUE leaderboard's "
+                                            "columns, with the GLUE score; writes leaderboard.md/.csv/.png there.")
+    p.add_argument("--results-dir", type=Path, default=Path("results"), help="the folder whose runs to read")
+    p.add_argument("--model", help="comma list of model names, as in runs.md")
+    p.add_argument("--task", help="comma list of tasks to show; the GLUE score is then over those")
+    p.add_argument("--since", help="only runs from this date on (YYYY-MM-DD, UTC)")
+    p.add_argument("--reference", action="store_true",
+                   help="add rows of published dev-set numbers (BERT-base, DistilBERT, MiniLM, ELECTRA-Small)")
+    args = p.parse_args(argv)
+    show_leaderboard(console, args.results_dir,
+                     models=parse_list(args.model, "model") if args.model else None,
+                     tasks=parse_list(args.task, "task") if args.task else None,
+                     since=parse_since(args.since) if args.since else None, reference=args.reference)
+    return 0
+
+
+def validate_command(argv: list[str], console: Console) -> int:
+    from . import submission
+
+    p = argparse.ArgumentParser(prog="glue-run validate-submission",
+                                description="Check a GLUE submission folder: all files, headers, labels, row counts.")
+    p.add_argument("folder", type=Path)
+    p.add_argument("--data-dir", type=Path, help="GLUE folder whose test files give the row counts (default: the Hub)")
+    p.add_argument("--cache-dir", type=Path)
+    args = p.parse_args(argv)
+    present = [n for n in submission.submission_files() if (args.folder / n).is_file()]
+    cfg = RunConfig(task="", model="", data_dir=args.data_dir, cache_dir=args.cache_dir)
+    problems = submission.validate(args.folder, submission.expected_rows(cfg, present))
+    if problems:
+        raise GlueRunnerError(f"{args.folder} is not a valid GLUE submission: {'; '.join(problems)}")
+    console.print(f"[green]{args.folder} is a valid GLUE submission[/]")
+    return 0
+
+
+SUBCOMMANDS = {"leaderboard": leaderboard_command, "validate-submission": validate_command}
+
+
+def run_subcommand(name: str, argv: list[str], console: Console) -> int:
+    try:
+        return SUBCOMMANDS[name](argv, console)
+    except GlueRunnerError as e:
+        return report_error(e, console)
 
 
 if __name__ == "__main__":

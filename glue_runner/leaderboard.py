@@ -1,0 +1,336 @@
+"""The leaderboard: every run under a results folder, one row per model, GLUE's columns.
+
+    metrics.json files -> latest run per (model, task, seed) -> mean ± std over seeds
+    -> GLUE score -> leaderboard.md, leaderboard.csv, leaderboard.png (and the terminal)
+
+Numbers are dev-set scores times 100, as the GLUE leaderboard prints them. The ± is
+the sample standard deviation over seeds (shown from two seeds on).
+"""
+
+import datetime
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from . import results
+from .errors import GlueRunnerError
+from .tasks import get_task
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # as gluebenchmark.com titles it
+    task: str
+    metrics: tuple[str, ...]  # in the leaderboard's order: "F1/Accuracy", "Pearson/Spearman"
+
+
+# The GLUE leaderboard's columns, in its order.
+COLUMNS = [
+    Column("CoLA", "cola", ("matthews_correlation",)),
+    Column("SST-2", "sst2", ("accuracy",)),
+    Column("MRPC", "mrpc", ("f1", "accuracy")),
+    Column("STS-B", "stsb", ("pearson", "spearmanr")),
+    Column("QQP", "qqp", ("f1", "accuracy")),
+    Column("MNLI-m", "mnli", ("accuracy",)),
+    Column("MNLI-mm", "mnli", ("accuracy_mm",)),
+    Column("QNLI", "qnli", ("accuracy",)),
+    Column("RTE", "rte", ("accuracy",)),
+    Column("WNLI", "wnli", ("accuracy",)),
+    Column("AX", "ax", ("matthews_correlation",)),
+]
+# The nine tasks of the GLUE score; AX is a diagnostic and does not count.
+SCORED_TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
+
+
+@dataclass
+class Cell:
+    """One model on one column: per seed, metric -> value (x100)."""
+    per_seed: list[dict[str, float]]
+
+    def values(self, metric: str) -> list[float]:
+        return [s[metric] for s in self.per_seed if metric in s]
+
+    def mean(self, metric: str) -> float | None:
+        values = self.values(metric)
+        return statistics.fmean(values) if values else None
+
+    def std(self, metric: str) -> float | None:
+        values = self.values(metric)
+        return statistics.stdev(values) if len(values) > 1 else None
+
+    def seed_scores(self) -> list[float]:
+        """The column's score for each seed: the mean of its metrics."""
+        return [statistics.fmean(s.values()) for s in self.per_seed if s]
+
+    @property
+    def score(self) -> float | None:
+        scores = self.seed_scores()
+        return statistics.fmean(scores) if scores else None
+
+
+@dataclass
+class Row:
+    model: str
+    cells: dict[str, Cell]  # column name -> cell; a missing column is missing, never zero
+    seeds: tuple[int, ...] = ()
+    source: str = ""  # published rows: where the numbers come from
+    note: str = ""
+
+    def glue_score(self, columns: list[Column]) -> tuple[float | None, int, int]:
+        """(score, scored tasks present, scored tasks shown) over `columns`."""
+        return glue_score({c: cell.score for c, cell in self.cells.items()}, columns)
+
+
+@dataclass
+class Board:
+    columns: list[Column]
+    rows: list[Row] = field(default_factory=list)
+
+
+def glue_score(column_scores: dict[str, float | None], columns: list[Column] = COLUMNS) -> tuple[float | None, int, int]:
+    """The GLUE score as defined by Wang et al. (2018), "GLUE: A Multi-Task Benchmark and
+    Analysis Platform for Natural Language Understanding", section 4 (Evaluation): a task with
+    several metrics (MRPC, QQP: F1 and accuracy; STS-B: Pearson and Spearman) scores the
+    unweighted mean of its metrics, and the benchmark score is the unweighted mean of the task
+    scores. MNLI is one task: its matched and mismatched accuracies are averaged first. The
+    diagnostic set AX is not part of the score. (Check: BERT-base's leaderboard row gives 78.3.)
+
+    Missing tasks are left out, never counted as zero: the result is the mean over the scored
+    tasks present, returned with how many were present and how many `columns` show, so a
+    partial score is always labelled as partial (e.g. "4/9 tasks").
+    """
+    by_task = defaultdict(list)
+    for column in columns:
+        score = column_scores.get(column.name)
+        if column.task in SCORED_TASKS and score is not None:
+            by_task[column.task].append(score)
+    shown = len({c.task for c in columns if c.task in SCORED_TASKS})
+    if not by_task:
+        return None, 0, shown
+    return statistics.fmean(statistics.fmean(v) for v in by_task.values()), len(by_task), shown
+
+
+# ---- building the board ------------------------------------------------------
+
+def parse_since(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise GlueRunnerError(f"--since '{text}' is not a date; write it as YYYY-MM-DD") from None
+
+
+def select_columns(tasks: list[str] | None) -> list[Column]:
+    if not tasks:
+        return list(COLUMNS)
+    names = {get_task(t).name for t in tasks}
+    return [c for c in COLUMNS if c.task in names]
+
+
+def latest_runs(runs: list[dict], models: list[str] | None, since: datetime.date | None) -> list[dict]:
+    """One run per (model, task, seed): the most recent, so a re-run replaces its old numbers."""
+    latest = {}
+    for run in sorted(runs, key=lambda r: r.get("date", "")):
+        if models and run.get("model_name") not in models:
+            continue
+        if since and not (run.get("date") and datetime.datetime.fromisoformat(run["date"]).date() >= since):
+            continue
+        latest[(run.get("model_name", ""), run["task"], run.get("seed"))] = run
+    return list(latest.values())
+
+
+def rows_from_runs(runs: list[dict], columns: list[Column]) -> list[Row]:
+    by_model = defaultdict(list)
+    for run in runs:
+        by_model[run.get("model_name", "")].append(run)
+    rows = []
+    for model, model_runs in sorted(by_model.items()):
+        cells = {}
+        for column in columns:
+            per_seed = []
+            for run in sorted(model_runs, key=lambda r: r.get("seed") or 0):
+                if run["task"] != column.task:
+                    continue
+                # None marks a metric undefined on that run (e.g. constant predictions): missing
+                values = {m: 100 * run["metrics"][m] for m in column.metrics if run["metrics"].get(m) is not None}
+                if values:
+                    per_seed.append(values)
+            if per_seed:
+                cells[column.name] = Cell(per_seed)
+        seeds = tuple(sorted({r["seed"] for r in model_runs if r.get("seed") is not None}))
+        rows.append(Row(model, cells, seeds))
+    return rows
+
+
+def reference_rows(columns: list[Column]) -> list[Row]:
+    text = resources.files("glue_runner").joinpath("reference_scores.yaml").read_text(encoding="utf-8")
+    shown = {c.name for c in columns}
+    return [Row(entry["model"], {name: Cell([dict(values)]) for name, values in entry["scores"].items() if name in shown},
+                source=entry["source"], note=entry.get("note", ""))
+            for entry in yaml.safe_load(text)]
+
+
+def build(results_dir: Path, models: list[str] | None = None, tasks: list[str] | None = None,
+          since: datetime.date | None = None, reference: bool = False) -> Board:
+    columns = select_columns(tasks)
+    all_runs = results.load_runs(results_dir)
+    if models:
+        known = sorted({r.get("model_name", "") for r in all_runs})
+        unknown = [m for m in models if m not in known]
+        if unknown:
+            raise GlueRunnerError(f"no runs of model {', '.join(map(repr, unknown))} under {results_dir}; "
+                                  f"models there: {', '.join(known) or 'none'}")
+    rows = [r for r in rows_from_runs(latest_runs(all_runs, models, since), columns) if r.cells]
+    if not rows and not reference:
+        raise GlueRunnerError(f"no finished runs under {results_dir} match (no metrics.json); "
+                              "run glue-run --task ... first, or loosen --model/--task/--since")
+    return Board(columns, rows + (reference_rows(columns) if reference else []))
+
+
+# ---- showing it ----------------------------------------------------------------
+
+def format_cell(cell: Cell | None, column: Column) -> str:
+    if cell is None:
+        return "–"
+    if not any(cell.values(m) for m in column.metrics):
+        return f"{cell.score:.1f}"  # a published number whose metric the source leaves unstated
+    parts = []
+    for metric in column.metrics:
+        mean, std = cell.mean(metric), cell.std(metric)
+        parts.append("–" if mean is None else f"{mean:.1f}" + (f" ± {std:.1f}" if std is not None else ""))
+    return "/".join(parts)
+
+
+def format_score(row: Row, columns: list[Column]) -> str:
+    score, present, shown = row.glue_score(columns)
+    if score is None:
+        return "–"
+    return f"{score:.1f}" + ("" if present == shown else f" ({present}/{shown} tasks)")
+
+
+def table(board: Board) -> tuple[list[str], list[list[str]]]:
+    header = ["Model", "Seeds", *[c.name + (" (" + "/".join(metric_label(m) for m in c.metrics) + ")"
+                                            if len(c.metrics) > 1 else "") for c in board.columns], "GLUE score"]
+    rows = [[row.model, ",".join(map(str, row.seeds)) or "published",
+             *[format_cell(row.cells.get(c.name), c) for c in board.columns], format_score(row, board.columns)]
+            for row in board.rows]
+    return header, rows
+
+
+def metric_label(metric: str) -> str:
+    return {"f1": "F1", "accuracy": "Acc", "pearson": "Pearson", "spearmanr": "Spearman"}[metric]
+
+
+def markdown(board: Board) -> str:
+    header, rows = table(board)
+    scored = [c.name for c in board.columns if c.task in SCORED_TASKS]
+    lines = [
+        "# GLUE leaderboard (dev sets)", "",
+        "Made by `glue-run leaderboard` from every run under this folder (the latest run per model, task "
+        "and seed). Scores x100; `a ± s` is the mean and sample standard deviation over seeds; `–` is "
+        "missing. AX has no dev labels, so it stays empty until scored by gluebenchmark.com.", "",
+        results.markdown_table(header, rows),
+        "GLUE score: each task's metrics averaged, then the mean over the tasks "
+        f"({', '.join(scored)}; MNLI-m and MNLI-mm count as one task), as in Wang et al. (2018). "
+        "Missing tasks are left out, and such a score is marked `(present/shown tasks)`: compare it only "
+        "with scores over the same tasks (`--task`).",
+    ]
+    published = [r for r in board.rows if r.source]
+    if published:
+        lines += ["", "Published rows:", ""] + [f"- {r.model}: {r.source}. {r.note}" for r in published]
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(board: Board) -> str:
+    header = ["model", "seeds"]
+    for c in board.columns:
+        for m in c.metrics:
+            header += [f"{c.name} {m}", f"{c.name} {m} std"]
+        header.append(f"{c.name} score")
+    header += ["glue_score", "glue_tasks", "source"]
+    rows = []
+    for row in board.rows:
+        line = [row.model, " ".join(map(str, row.seeds))]
+        for c in board.columns:
+            cell = row.cells.get(c.name)
+            for m in c.metrics:
+                line += [fmt(cell and cell.mean(m)), fmt(cell and cell.std(m))]
+            line.append(fmt(cell and cell.score))  # the task's metrics averaged, as the GLUE score uses it
+        score, present, shown = row.glue_score(board.columns)
+        rows.append(line + [fmt(score), f"{present}/{shown}", row.source])
+    return results.delimited_text(header, rows, ",")
+
+
+def fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def rich_table(board: Board):
+    """The Markdown table for the terminal, less the columns no row has (the files keep them)."""
+    from rich.table import Table
+
+    header, rows = table(board)
+    keep = [i for i in range(len(header)) if i < 2 or any(row[i] != "–" for row in rows)]
+    empty = [header[i] for i in range(len(header)) if i not in keep]
+    out = Table(title="GLUE leaderboard (dev sets, x100, mean ± std over seeds)",
+                caption=f"no numbers yet: {', '.join(empty)}" if empty else None)
+    for i in keep:
+        out.add_column(header[i], justify="left" if i < 2 else "right")
+    for row in rows:
+        out.add_row(*[row[i] for i in keep])
+    return out
+
+
+def chart(board: Board, path: Path) -> None:
+    """Grouped bars: one group per task column (and the GLUE score), one bar per model;
+    error bars are the standard deviation over seeds of the column's score."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed, none opened
+    import matplotlib.pyplot as plt
+
+    columns = [c for c in board.columns if any(c.name in r.cells for r in board.rows)]
+    groups = [c.name for c in columns] + ["GLUE score"]
+    width = 0.8 / max(len(board.rows), 1)
+    fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(groups) + 2), 5), layout="constrained")
+    for i, row in enumerate(board.rows):
+        heights, errors = [], []
+        for c in columns:
+            cell = row.cells.get(c.name)
+            heights.append(cell.score if cell else float("nan"))
+            spread = cell.seed_scores() if cell else []
+            errors.append(statistics.stdev(spread) if len(spread) > 1 else float("nan"))  # NaN: no bar
+        score, present, shown = row.glue_score(board.columns)
+        heights.append(float("nan") if score is None else score)
+        errors.append(float("nan"))
+        x = [g + (i - (len(board.rows) - 1) / 2) * width for g in range(len(groups))]
+        bars = ax.bar(x, heights, width, yerr=errors, capsize=3, label=row.model,
+                      hatch="//" if row.source else None, alpha=0.6 if row.source else 1.0)
+        labels = ["" if h != h else f"{h:.1f}" for h in heights]  # h != h: NaN, a missing cell
+        if score is not None and present < shown:
+            labels[-1] += f" ({present}/{shown})"  # a partial GLUE score says so
+        ax.bar_label(bars, labels, fontsize=7, padding=3, rotation=90)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel("dev score x100 (task's metrics averaged)")
+    ax.margins(y=0.15)  # room for the value labels above the tallest bars
+    ax.set_title("GLUE dev-set scores: mean over seeds, error bars ±1 std; hatched = published")
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write(board: Board, results_dir: Path) -> list[Path]:
+    results_dir = Path(results_dir)
+    md, csv_path, png = (results_dir / f"leaderboard.{ext}" for ext in ("md", "csv", "png"))
+    results.write_atomic(md, markdown(board))
+    results.write_atomic(csv_path, csv_text(board))
+    # matplotlib writes bytes itself: a temporary name, then rename, as write_atomic does for text
+    tmp = png.with_name(f".{png.name}.tmp.png")
+    chart(board, tmp)
+    tmp.replace(png)
+    return [md, csv_path, png]
