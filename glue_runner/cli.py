@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from .config import RunConfig
-from .errors import GlueRunnerError
+from .errors import GlueRunnerError, Interrupted
 from .tasks import GLUE_ORDER, get_task
 
 
@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weight-decay", type=float)
     t.add_argument("--max-grad-norm", type=float, default=1.0)
     t.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    t.add_argument("--auto-batch-size", action="store_true",
+                   help="on CUDA out-of-memory, halve the examples per forward pass and accumulate twice as many "
+                        "(the effective batch, and so the results, stay the same)")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--seeds", help="comma list of seeds: repeat every task once per seed")
     t.add_argument("--logging-steps", type=int, default=20)
@@ -62,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also predict the test split(s); with several tasks, also write a checked GLUE submission "
                         "(from the first seed's runs) to <results-dir>/submissions/")
     o.add_argument("--save-model", action="store_true", help="save the fine-tuned model in the run's folder")
+    c = p.add_argument_group(
+        "checkpoints (in the run's folder; a finished run deletes its own)",
+        "A checkpoint is saved at each epoch end, every --save-steps steps and on Ctrl-C/SIGTERM. Re-running "
+        "the same command into the same folder resumes from the newest one whose settings match.")
+    c.add_argument("--save-steps", type=int, help="also save a checkpoint every N optimizer steps")
+    c.add_argument("--save-total-limit", type=int, default=2, help="keep the newest N checkpoints (default 2)")
+    c.add_argument("--resume", action=argparse.BooleanOptionalAction, default=None,
+                   help="--resume: fail unless a checkpoint can be resumed; --no-resume: delete the "
+                        "checkpoints and start over (default: resume when one matches)")
     m = p.add_argument_group("model loading")
     m.add_argument("--ignore-mismatched-sizes", action="store_true",
                    help="replace a classification head whose size does not fit the task")
@@ -89,7 +101,8 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     common = {k: v for k, v in vars(args).items() if k in fields and k not in ("task", "seed", "output_dir")}
     if args.text_columns:
         common["text_columns"] = tuple(parse_list(args.text_columns, "text-columns"))
-    for key in ("batch_size", "gradient_accumulation_steps", "max_seq_length", "logging_steps",
+    for key in ("batch_size", "gradient_accumulation_steps", "max_seq_length", "logging_steps", "save_steps",
+                "save_total_limit",
                 "max_train_samples", "max_eval_samples", "max_predict_samples", "eval_batch_size"):
         if common.get(key) is not None and common[key] < 1:
             raise GlueRunnerError(f"--{key.replace('_', '-')} must be at least 1")
@@ -124,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             after_several_runs(configs, outcomes, console)
     except GlueRunnerError as e:
         return report_error(e, console)
+    except Interrupted as e:
+        console.print(f"[yellow]{e}[/]", highlight=False, soft_wrap=True)
+        return 128 + e.signum
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; finished runs are kept, the current one wrote nothing[/]")
         return 130

@@ -39,6 +39,7 @@ class RunConfig:
     eval_batch_size: int | None = None  # default: 4 x batch size (no gradients to hold)
     max_grad_norm: float = 1.0
     gradient_accumulation_steps: int = 1
+    auto_batch_size: bool = False  # on CUDA out-of-memory: halve each micro-batch, keep the effective batch
     seed: int = 42
     # hardware
     device: str = "auto"
@@ -52,6 +53,10 @@ class RunConfig:
     save_model: bool = False
     cache_dir: Path | None = None
     logging_steps: int = 20
+    # checkpoints (checkpoint.py): every save_steps steps and at each epoch end
+    save_steps: int | None = None
+    save_total_limit: int = 2
+    resume: bool | None = None  # None: resume when a checkpoint with the same settings exists
     # loading
     ignore_mismatched_sizes: bool = False
     trust_remote_code: bool = False

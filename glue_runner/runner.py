@@ -16,7 +16,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import data, results
+from . import checkpoint, data, results
 from .config import RunConfig
 from .errors import GlueRunnerError
 from .metrics import compute_metrics
@@ -51,6 +51,7 @@ def run(cfg: RunConfig, console: Console, loaded: LoadedModel | None = None) -> 
     if cfg.do_predict is False and task.train_split is None:
         cfg.do_predict = True  # a test-only task (AX) exists to be predicted
 
+    resume_from = start_or_resume(cfg, task, output_dir, rt, say)
     seed_everything(cfg.seed)
     loaded = loaded or load_model(task, cfg)
     splits = data.load_splits(task, cfg, log=say)
@@ -83,17 +84,18 @@ def run(cfg: RunConfig, console: Console, loaded: LoadedModel | None = None) -> 
             predictions[split] = (values, references)
         return metrics, predictions
 
-    epochs, stats, latest = [], None, {}
+    stats, latest = None, {}
 
-    def on_epoch_end(epoch: int) -> None:
+    def on_epoch_end(epoch: int) -> dict:
         latest["metrics"], latest["predictions"] = evaluate_all()
-        epochs.append({"epoch": epoch + 1, **latest["metrics"]})
         say(f"epoch {epoch + 1}: " + "  ".join(f"{k} {v:.4f}" for k, v in latest["metrics"].items() if v is not None))
+        return {"epoch": epoch + 1, **latest["metrics"]}  # kept in checkpoints, so a resumed run has every epoch
 
     if task.train_split:
         with make_progress(console, rt) as progress:
             stats = train(loaded.model, tokenized["train"], cfg, rt, pad_id=pad_id,
-                          on_epoch_end=on_epoch_end, progress=progress)
+                          on_epoch_end=on_epoch_end, progress=progress, output_dir=output_dir,
+                          resume_from=resume_from, log=say)
     if not latest:  # nothing trained (AX), or zero epochs
         latest["metrics"], latest["predictions"] = evaluate_all()
     metrics, dev_predictions = latest["metrics"], latest["predictions"]
@@ -122,7 +124,7 @@ def run(cfg: RunConfig, console: Console, loaded: LoadedModel | None = None) -> 
         "seed": cfg.seed,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "metrics": metrics,
-        "epochs": epochs,
+        "epochs": stats.history if stats else [],
         "train": ({"steps": stats.steps, "samples": stats.samples, "seconds": round(stats.seconds, 3),
                    "samples_per_second": round(stats.samples_per_second, 2), "final_loss": stats.final_loss}
                   if stats else {}),
@@ -138,8 +140,24 @@ def run(cfg: RunConfig, console: Console, loaded: LoadedModel | None = None) -> 
             save_model(loaded, output_dir / "model")
         results.write_run(output_dir, record, files)
         results.update_tables(Path(cfg.results_dir))
+        # metrics.json now holds the result (and --save-model the weights): the checkpoints,
+        # up to three copies of the model each, are only for an unfinished run
+        checkpoint.remove_all(output_dir)
         say(metrics_table(task, model_name(cfg), metrics, output_dir))
     return Outcome(record, output_dir, loaded)
+
+
+def start_or_resume(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, say) -> Path | None:
+    """The checkpoint to continue from: the newest in output_dir made with the same settings."""
+    if not task.train_split:
+        return None
+    found = checkpoint.choose(output_dir, cfg)
+    if found:
+        say(f"[cyan]resuming from {found} (step {checkpoint.step_of(found)}); --no-resume starts over[/]")
+    elif cfg.resume is False and checkpoint.list_checkpoints(output_dir) and rt.is_main:
+        say(f"[cyan]--no-resume: deleting the checkpoints in {output_dir}[/]")
+        checkpoint.remove_all(output_dir)
+    return found
 
 
 def task_predictions(logits: np.ndarray, task: TaskSpec, loaded: LoadedModel) -> tuple[np.ndarray, np.ndarray]:

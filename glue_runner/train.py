@@ -10,17 +10,21 @@ pinned memory, and CUDA graphs (torch.compile's reduce-overhead mode) per bucket
 import math
 import os
 import random
+import signal
+import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from transformers import get_linear_schedule_with_warmup
 
+from . import checkpoint
 from .config import RunConfig
-from .errors import GlueRunnerError
+from .errors import GlueRunnerError, Interrupted
 
 
 # ---- where we run ----------------------------------------------------------
@@ -139,7 +143,8 @@ class TrainStats:
     steps: int
     samples: int
     seconds: float
-    final_loss: float
+    final_loss: float | None
+    history: list  # on_epoch_end's records, one per epoch
 
     @property
     def samples_per_second(self) -> float:
@@ -171,80 +176,218 @@ def build_optimizer(model: torch.nn.Module, cfg: RunConfig, rt: Runtime) -> torc
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=rt.device.type == "cuda")
 
 
+@dataclass
+class Position:
+    """Where training stands; saved in every checkpoint, so plain numbers and lists only."""
+    epoch: int = 0
+    batch: int = 0  # the next micro-batch of this epoch: always the first of an accumulation
+    step: int = 0
+    samples: int = 0
+    seconds: float = 0.0
+    running_loss: float = 0.0  # summed since the last logging step
+    running_count: int = 0
+    last_loss: float = float("nan")
+    history: list = field(default_factory=list)  # what on_epoch_end returned, per epoch
+
+
+class StopRequest:
+    """SIGINT/SIGTERM while training: finish the step, save a checkpoint, then stop.
+
+    A second signal stops at once (KeyboardInterrupt), for a user who cannot wait.
+    """
+
+    def __init__(self):
+        self.signum, self.previous = None, {}
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():  # Python allows handlers only there
+            self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    def handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def requested(self, rt: Runtime, sync_point: bool) -> bool:
+        if rt.distributed:
+            # torchrun signals every rank, but not at the same step: agree where a sync happens anyway
+            if not sync_point:
+                return False
+            flag = torch.tensor(self.signum or 0, device=rt.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            self.signum = int(flag) or None
+        return self.signum is not None
+
+
 def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad_id: int,
-          on_epoch_end=None, progress=None) -> TrainStats:
-    """Fine-tune `model` in place; `on_epoch_end(epoch)` runs the evaluation."""
+          on_epoch_end=None, progress=None, output_dir: Path | None = None,
+          resume_from: Path | None = None, log=lambda *a, **k: None) -> TrainStats:
+    """Fine-tune `model` in place; `on_epoch_end(epoch)` runs the evaluation and returns its record.
+
+    With output_dir, a checkpoint is saved every cfg.save_steps steps, at each epoch end and
+    on SIGINT/SIGTERM; resume_from continues from one exactly (same batches, same dropout).
+    """
     runner, base = wrap_model(model, rt, cfg)
     buckets = rt.device.type == "cuda" and cfg.cuda_graphs
     lengths = np.asarray(train_set["length"])
-    micro_batch = cfg.batch_size
+    micro_batch, accumulation = cfg.batch_size, cfg.gradient_accumulation_steps
     batches_per_epoch = len(make_batches(lengths, micro_batch, shuffle=True, seed=cfg.seed,
                                          rank=rt.rank, world_size=rt.world_size))
-    steps_per_epoch = max(1, batches_per_epoch // cfg.gradient_accumulation_steps)
+    steps_per_epoch = max(1, batches_per_epoch // accumulation)
     total_steps = math.ceil(steps_per_epoch * cfg.num_train_epochs)
     optimizer = build_optimizer(base, cfg, rt)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=cfg.fp16)
     autocast = (torch.autocast(rt.device.type, dtype=rt.amp_dtype) if rt.amp_dtype else nullcontext())
 
-    step, samples, seconds = 0, 0, 0.0
-    running_loss = torch.zeros((), device=rt.device)  # summed on the device: no sync per step
-    running_count, last_loss = 0, float("nan")
+    pos = Position()
+    if resume_from:
+        state = checkpoint.load(resume_from, base)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        checkpoint.set_rng_state(state["rng"])
+        pos = Position(**state["position"])
+    running_loss = torch.full((), pos.running_loss, device=rt.device)  # summed on the device: no sync per step
+    # The first step whose loss or gradient norm was not finite, kept on the device and read
+    # (a sync) only before anything is logged or written, so a NaN at any step is caught.
+    bad_step = torch.full((), -1, dtype=torch.long, device=rt.device)
+    parts = 1  # --auto-batch-size: forward passes per micro-batch, doubled on each out-of-memory
+
+    def accumulate(group: list[np.ndarray]) -> torch.Tensor:
+        """Forward and backward over one optimizer step's micro-batches; returns their summed losses."""
+        total = torch.zeros((), device=rt.device)
+        for j, indices in enumerate(group):
+            pieces = np.array_split(indices, min(parts, len(indices)))
+            for k, piece in enumerate(pieces):
+                batch = to_device(collate(train_set, piece, pad_id, cfg.max_seq_length, buckets), rt.device)
+                share = len(piece) / len(indices)  # pieces of a micro-batch weigh as the whole would
+                last = j + 1 == len(group) and k + 1 == len(pieces)
+                # DDP: only the last micro-batch of an accumulation all-reduces gradients.
+                # no_sync() can be entered once, so forward and backward share one `with`.
+                with runner.no_sync() if rt.distributed and not last else nullcontext():
+                    with autocast:
+                        loss = runner(**batch).loss.mean()  # .mean(): DataParallel returns one loss per GPU
+                    scaler.scale(loss * share / accumulation).backward()
+                total += loss.detach().float() * share
+        return total
+
+    def check_health() -> None:
+        first_bad = int(bad_step)
+        if first_bad >= 0:
+            lr = cfg.learning_rate * scheduler.lr_lambdas[0](first_bad - 1)
+            raise GlueRunnerError(
+                f"the training loss or gradients became NaN/inf at step {first_bad} (learning rate {lr:.2e}); "
+                "no results or checkpoint were written from it. Try a lower --learning-rate, --warmup-ratio 0.1, "
+                "a smaller --max-grad-norm, or --bf16 instead of --fp16")
+
+    def save_checkpoint() -> Path | None:
+        check_health()  # never save (or later evaluate) a model that has diverged
+        if output_dir is None:
+            return None
+        saved = None
+        if rt.is_main:
+            position = {**asdict(pos), "running_loss": running_loss.item(),
+                        "seconds": pos.seconds + time.perf_counter() - started}
+            state = {"position": position, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "scaler": scaler.state_dict(), "rng": checkpoint.rng_state()}
+            saved = checkpoint.save(output_dir, pos.step, base, state, cfg)
+        if rt.distributed:
+            dist.barrier()  # no rank moves on (or exits) before the checkpoint is complete
+        return saved
+
+    def stopped(saved: Path | None) -> Interrupted:
+        how = (f"saved {saved}; to continue, run the same command again (it resumes from the newest checkpoint)"
+               if saved else "no checkpoint was saved")
+        return Interrupted(stop.signum, f"stopped by {signal.Signals(stop.signum).name} at step {pos.step}; {how}")
+
     epochs = math.ceil(cfg.num_train_epochs)
-    for epoch in range(epochs):
-        base.train()
-        batches = make_batches(lengths, micro_batch, shuffle=True, seed=cfg.seed + epoch,
-                               rank=rt.rank, world_size=rt.world_size)
-        batches = batches[:steps_per_epoch * cfg.gradient_accumulation_steps]
-        task_id = progress.add_task(f"epoch {epoch + 1}/{epochs}", total=len(batches) // cfg.gradient_accumulation_steps, info="") if progress else None
-        started = time.perf_counter()
-        for i, indices in enumerate(batches):
-            if step >= total_steps:
-                break
-            batch = to_device(collate(train_set, indices, pad_id, cfg.max_seq_length, buckets), rt.device)
-            last_micro = (i + 1) % cfg.gradient_accumulation_steps == 0
-            # DDP: only the last micro-batch of an accumulation all-reduces gradients.
-            # no_sync() can be entered once, so forward and backward share one `with`.
-            with runner.no_sync() if rt.distributed and not last_micro else nullcontext():
-                with autocast:
-                    loss = runner(**batch).loss.mean()  # .mean(): DataParallel returns one loss per GPU
-                scaler.scale(loss / cfg.gradient_accumulation_steps).backward()
-            running_loss += loss.detach().float()
-            running_count += 1
-            samples += len(indices) * rt.world_size
-            if not last_micro:
-                continue
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(base.parameters(), cfg.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            if step % cfg.logging_steps == 0 or i + 1 == len(batches):
-                last_loss = (running_loss / running_count).item()  # the one sync, every logging_steps
-                running_loss.zero_()
-                running_count = 0
-                check_finite(last_loss, step, scheduler.get_last_lr()[0], cfg)
-                if progress:
-                    elapsed = seconds + time.perf_counter() - started
-                    progress.update(task_id, completed=step - epoch * steps_per_epoch,
-                                    info=f"loss {last_loss:.4f}  lr {scheduler.get_last_lr()[0]:.2e}  "
-                                         f"{samples / elapsed:.0f} samples/s")
-        if rt.device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds += time.perf_counter() - started
-        if on_epoch_end:
-            on_epoch_end(epoch)
-    return TrainStats(step, samples, seconds, last_loss)
+    with StopRequest() as stop:
+        for epoch in range(pos.epoch, epochs):
+            base.train()
+            batches = make_batches(lengths, micro_batch, shuffle=True, seed=cfg.seed + epoch,
+                                   rank=rt.rank, world_size=rt.world_size)
+            batches = batches[:steps_per_epoch * accumulation]
+            task_id = progress.add_task(f"epoch {epoch + 1}/{epochs}", total=len(batches) // accumulation,
+                                        completed=pos.batch // accumulation, info="") if progress else None
+            started = time.perf_counter()
+            for first in range(pos.batch, len(batches), accumulation):
+                if pos.step >= total_steps:
+                    break
+                group = batches[first:first + accumulation]
+                while True:
+                    try:
+                        loss_sum = accumulate(group)
+                        break
+                    except torch.OutOfMemoryError:
+                        optimizer.zero_grad(set_to_none=True)  # the step starts over: drop its partial gradients
+                        parts = fewer_examples_per_pass(cfg, rt, parts, pos.step + 1, log)
+                scaler.unscale_(optimizer)
+                grad_norm = torch.nn.utils.clip_grad_norm_(base.parameters(), cfg.max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                pos.step += 1
+                if not cfg.fp16:  # under fp16 the gradient scaler skips such steps itself
+                    finite = torch.isfinite(loss_sum) & torch.isfinite(grad_norm)
+                    bad_step = torch.where(finite | (bad_step >= 0), bad_step, pos.step)
+                running_loss += loss_sum
+                pos.running_count += len(group)
+                pos.samples += sum(len(b) for b in group) * rt.world_size
+                pos.batch = first + len(group)
+                logging_step = pos.step % cfg.logging_steps == 0 or pos.batch == len(batches)
+                if logging_step:
+                    check_health()
+                    pos.last_loss = (running_loss / pos.running_count).item()  # the one sync, every logging_steps
+                    running_loss.zero_()
+                    pos.running_count = 0
+                    if progress:
+                        elapsed = pos.seconds + time.perf_counter() - started
+                        progress.update(task_id, completed=pos.step - epoch * steps_per_epoch,
+                                        info=f"loss {pos.last_loss:.4f}  lr {scheduler.get_last_lr()[0]:.2e}  "
+                                             f"{pos.samples / elapsed:.0f} samples/s")
+                saved = save_checkpoint() if cfg.save_steps and pos.step % cfg.save_steps == 0 else None
+                if stop.requested(rt, logging_step):
+                    raise stopped(saved or save_checkpoint())
+            if rt.device.type == "cuda":
+                torch.cuda.synchronize()
+            pos.seconds += time.perf_counter() - started
+            pos.epoch, pos.batch = epoch + 1, 0
+            check_health()
+            if on_epoch_end:
+                pos.history.append(on_epoch_end(epoch))
+            started = time.perf_counter()  # evaluation time is not training time
+            saved = save_checkpoint()
+            if stop.requested(rt, True):
+                raise stopped(saved)
+    check_health()
+    final_loss = pos.last_loss if math.isfinite(pos.last_loss) else None  # fp16's skipped steps: no number
+    return TrainStats(pos.step, pos.samples, pos.seconds, final_loss, pos.history)
 
 
-def check_finite(loss: float, step: int, lr: float, cfg: RunConfig) -> None:
-    if math.isfinite(loss) or cfg.fp16:  # under fp16 the gradient scaler skips such steps itself
-        return
+def fewer_examples_per_pass(cfg: RunConfig, rt: Runtime, parts: int, step: int, log) -> int:
+    """After a CUDA out-of-memory: with --auto-batch-size, split each micro-batch in two more pieces."""
+    per_pass = -(-cfg.batch_size // parts)
+    if rt.device.type == "cuda":
+        torch.cuda.empty_cache()
+    if cfg.auto_batch_size and per_pass > 1 and not rt.distributed:
+        log(f"[yellow]out of memory at step {step} with {per_pass} examples per pass; --auto-batch-size: "
+            f"trying {-(-cfg.batch_size // (2 * parts))} per pass, the same effective batch[/]")
+        return 2 * parts
+    half = max(1, per_pass // 2)
+    accumulation = cfg.gradient_accumulation_steps * -(-cfg.batch_size // half)
     raise GlueRunnerError(
-        f"the training loss became {loss} at step {step} (learning rate {lr:.2e}); nothing was written. "
-        "Try a lower --learning-rate, --warmup-ratio 0.1, or --bf16 instead of --fp16")
+        f"the GPU ran out of memory at step {step} with {per_pass} examples per forward pass "
+        f"(--batch-size {cfg.batch_size}, --max-seq-length {cfg.max_seq_length}); pass --batch-size {half} "
+        f"--gradient-accumulation-steps {accumulation} (the same effective batch)"
+        + ("" if cfg.auto_batch_size or rt.distributed else ", or --auto-batch-size to do that as needed")
+        + ", or a shorter --max-seq-length")
 
 
 # ---- prediction ------------------------------------------------------------
