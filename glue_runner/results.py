@@ -29,10 +29,15 @@ def safe_name(name: str) -> str:
     return cleaned or "unnamed"
 
 
+UMASK = os.umask(0o022)
+os.umask(UMASK)  # reading the umask means setting it: put it straight back
+
+
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600 files; results are as readable as any other file
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()

@@ -1,0 +1,81 @@
+"""The results table under concurrency: many runs finishing at once, some killed mid-write.
+
+Each writer is a separate process doing what runner.run does at the end of a run
+(results.write_run, then results.update_tables), slowed by sleeps between its
+steps and by large prediction files so SIGKILL lands inside writes and inside the
+table update (while the lock is held).
+"""
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+from glue_runner import results
+
+WRITER = """
+import random, sys, time
+from pathlib import Path
+from glue_runner import results
+
+results_dir, i = Path(sys.argv[1]), int(sys.argv[2])
+rng = random.Random(i)
+record = {"task": "sst2", "model_name": f"model{i}", "seed": i, "date": f"2026-01-01T00:00:{i:02d}+00:00",
+          "metrics": {"accuracy": i / 100}, "train": {"samples": i, "samples_per_second": 1.0, "seconds": 1.0}}
+big = results.delimited_text(["index", "prediction"], [[n, "positive" * rng.randint(1, 9)] for n in range(150_000)])
+time.sleep(rng.uniform(0.2, 0.8))
+results.write_run(results_dir / "runs" / f"model{i}" / "sst2", record, {"predictions_validation.tsv": big})
+time.sleep(rng.uniform(0, 0.5))
+results.update_tables(results_dir)
+"""
+
+WRITERS, KILLED = 12, 5
+
+
+def test_many_writers_some_killed_leave_valid_tables(tmp_path):
+    rng = random.Random(0)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(i)], env=env,
+                              stderr=subprocess.PIPE, text=True) for i in range(WRITERS)]
+    victims = rng.sample(procs, KILLED)
+    for proc in victims:  # spread over ~1.5 s: before, inside and after the writes and table updates
+        time.sleep(rng.uniform(0.1, 0.3))
+        proc.kill()
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)  # a lock left held by a killed writer would hang here
+        assert proc.returncode == 0 or (proc in victims and proc.returncode == -signal.SIGKILL), err
+
+    def finished() -> set[str]:
+        return {p.parent.parent.name for p in (tmp_path / "runs").rglob("metrics.json")}
+
+    def table() -> tuple[set[str], set[str]]:
+        with open(tmp_path / "runs.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        md = (tmp_path / "runs.md").read_text().splitlines()
+        md_rows = [line.split(" | ")[2] for line in md if line.startswith("| 2026")]
+        assert all(len(r) == len(rows[0]) and None not in r.values() for r in rows)  # no torn rows
+        return {r["model"] for r in rows}, set(md_rows)
+
+    survivors = {f"model{i}" for i, p in enumerate(procs) if p.returncode == 0}
+    every_metrics_json_parses = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("metrics.json")]
+    assert len(every_metrics_json_parses) == len(finished())
+    csv_models, md_models = table()
+    # Every run that finished is listed, and nothing is listed that has no metrics.json; a run
+    # killed between its metrics.json and the table update appears at the next update.
+    assert survivors <= csv_models <= finished()
+    assert csv_models == md_models
+    results.update_tables(tmp_path)
+    assert table() == (finished(), finished())
+    assert 0 < len(survivors) < WRITERS  # the test did kill some, and some finished
+    # A killed write leaves at most a hidden temporary file, never a partial metrics.json or table.
+    leftovers = [p.name for p in tmp_path.rglob("*") if p.is_file() and p.name.endswith(".tmp")]
+    assert all(name.startswith(".") for name in leftovers)
+
+
+def test_results_are_readable_like_any_other_file(tmp_path):
+    results.write_atomic(tmp_path / "runs.csv", "a,b\n")
+    assert (tmp_path / "runs.csv").stat().st_mode & 0o777 == 0o666 & ~results.UMASK
