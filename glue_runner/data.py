@@ -10,6 +10,7 @@ once, with a cache keyed on the data, the tokenizer and the sequence length.
 import csv
 import hashlib
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,8 +141,8 @@ def _read_table(path: Path, task: TaskSpec, split: str, columns: dict, *, delimi
                 missing = [c for c in columns.values() if c not in names]
                 if missing:
                     raise GlueRunnerError(
-                        f"{path}:1: missing column(s) {', '.join(map(repr, missing))}; the header has "
-                        f"{', '.join(map(repr, names))}. Rename the columns, or for your own files pass "
+                        f"{path}:1: missing column(s) {_shown(missing)}; the header has "
+                        f"{_shown(names)}. Rename the columns, or for your own files pass "
                         "--text-columns/--label-column")
                 positions = {ours: names.index(theirs) for ours, theirs in columns.items()}
                 width = len(names)
@@ -155,10 +156,13 @@ def _read_table(path: Path, task: TaskSpec, split: str, columns: dict, *, delimi
                     skipped += 1
                     continue
                 rows.append((reader.line_num, {ours: row[i] for ours, i in positions.items()}))
-    except UnicodeDecodeError as e:
-        raise GlueRunnerError(f"{path}: not UTF-8 text (byte {e.start}); re-save the file as UTF-8") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
     except csv.Error as e:
-        raise GlueRunnerError(f"{path}: unreadable as {'TSV' if delimiter == chr(9) else 'CSV'} ({e})") from None
+        raise GlueRunnerError(f"{path}:{reader.line_num + 1}: unreadable as "
+                              f"{'TSV' if delimiter == chr(9) else 'CSV'} ({e})") from None
+    except OSError as e:  # a folder, no permission, ...
+        raise GlueRunnerError(f"{path}: cannot be read ({e.strerror})") from None
     return _to_dataset(rows, path, task, split, skipped)
 
 
@@ -171,19 +175,41 @@ def _read_jsonl(path: Path, task: TaskSpec, split: str, columns: dict) -> RawSpl
                     continue
                 try:
                     record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise GlueRunnerError(f"{path}:{line_num}: not a JSON object ({e.msg}); one object per line") from None
+                except (ValueError, RecursionError) as e:  # bad JSON, a number of 5000 digits, [[[[...]]]]
+                    reason = e.msg if isinstance(e, json.JSONDecodeError) else str(e).split(":")[0]
+                    raise GlueRunnerError(f"{path}:{line_num}: not a JSON object ({reason}); one object per line") from None
                 if not isinstance(record, dict):
                     raise GlueRunnerError(f"{path}:{line_num}: not a JSON object; one object per line")
                 missing = [c for c in columns.values() if c not in record]
                 if missing:
                     raise GlueRunnerError(
-                        f"{path}:{line_num}: missing key(s) {', '.join(map(repr, missing))}; the record has "
-                        f"{', '.join(map(repr, record))}. Pass --text-columns/--label-column to name them")
+                        f"{path}:{line_num}: missing key(s) {_shown(missing)}; the record has "
+                        f"{_shown(list(record))}. Pass --text-columns/--label-column to name them")
                 rows.append((line_num, {ours: record[theirs] for ours, theirs in columns.items()}))
-    except UnicodeDecodeError as e:
-        raise GlueRunnerError(f"{path}: not UTF-8 text (byte {e.start}); re-save the file as UTF-8") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except OSError as e:
+        raise GlueRunnerError(f"{path}: cannot be read ({e.strerror})") from None
     return _to_dataset(rows, path, task, split, skipped=0)
+
+
+def _not_utf8(path: Path) -> GlueRunnerError:
+    # The decoder's error position is within its read buffer, not the file: find the place again.
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8-sig")
+        where = ""
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        where = f" (line {line})"
+    hint = ", it looks like UTF-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+    return GlueRunnerError(f"{path}: not UTF-8 text{where}{hint}; re-save the file as UTF-8")
+
+
+def _shown(values: list, limit: int = 8) -> str:
+    """Names for a message: a few, each cut short (a binary file's 'header' can be megabytes)."""
+    shown = [repr(v if len(str(v)) <= 40 else str(v)[:40] + "…") for v in values[:limit]]
+    return ", ".join(shown) + (f", … ({len(values)} in all)" if len(values) > limit else "")
 
 
 def _to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int) -> RawSplit:
@@ -194,7 +220,7 @@ def _to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int
     for position, (line_num, row) in enumerate(rows):
         data["idx"].append(_parse_index(row.get("idx"), position, path, line_num))
         for f in task.text_fields:
-            data[f].append(str(row[f]))
+            data[f].append(_parse_text(row[f], f, path, line_num))
         if has_labels:
             data["label"].append(_parse_label(row["label"], task, path, line_num))
     features = {"idx": datasets.Value("int64"), **{f: datasets.Value("string") for f in task.text_fields}}
@@ -207,13 +233,30 @@ def _to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int
     return RawSplit(dataset, str(path), fingerprint, skipped)
 
 
+def _parse_text(value, field: str, path: Path, line_num: int) -> str:
+    # JSON can hold null, lists and objects (str() would train on "None"), and lone surrogates
+    # ("\ud800"), which no tokenizer or Arrow column accepts.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            raise GlueRunnerError(f"{path}:{line_num}: {field} holds invalid Unicode (a lone surrogate)") from None
+    raise GlueRunnerError(f"{path}:{line_num}: {field} is {_shown([value])}, not text")
+
+
 def _parse_index(value, position: int, path: Path, line_num: int) -> int:
     if value is None:
         return position  # files without an index column are numbered in order
     try:
-        return int(value)
+        index = int(value)
     except (TypeError, ValueError):
-        raise GlueRunnerError(f"{path}:{line_num}: index {value!r} is not an integer") from None
+        raise GlueRunnerError(f"{path}:{line_num}: index {_shown([value])} is not an integer") from None
+    if not -2**63 <= index < 2**63:  # the column is int64
+        raise GlueRunnerError(f"{path}:{line_num}: index {_shown([value])} is too large")
+    return index
 
 
 def _parse_label(value, task: TaskSpec, path: Path, line_num: int):
@@ -221,15 +264,19 @@ def _parse_label(value, task: TaskSpec, path: Path, line_num: int):
     text = str(value).strip()
     if task.regression:
         try:
-            return float(text)
+            score = float(text)
         except ValueError:
-            raise GlueRunnerError(f"{path}:{line_num}: label {text!r} is not a number ({task.name} is a regression task)") from None
+            raise GlueRunnerError(
+                f"{path}:{line_num}: label {_shown([text])} is not a number ({task.name} is a regression task)") from None
+        if not math.isfinite(score):  # 'nan', 'inf' and '1e309' parse, and would make the loss NaN
+            raise GlueRunnerError(f"{path}:{line_num}: label {_shown([text])} is not a finite number")
+        return score
     if text in task.label_names:
         return task.label_names.index(text)
-    if text.lstrip("-").isdigit() and 0 <= int(text) < task.num_labels:
+    if text.isascii() and text.isdigit() and int(text) < task.num_labels:  # isdigit alone takes '²'
         return int(text)
     raise GlueRunnerError(
-        f"{path}:{line_num}: label {text!r} is not one of {task.name}'s labels "
+        f"{path}:{line_num}: label {_shown([text])} is not one of {task.name}'s labels "
         f"({', '.join(f'{i}={n}' for i, n in enumerate(task.label_names))}); fix the row or pick the right --task")
 
 
