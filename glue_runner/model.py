@@ -1,5 +1,6 @@
 """Load the tokenizer and a sequence-classification model that fits the task."""
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def load_model(task: TaskSpec, cfg: RunConfig) -> LoadedModel:
         config = AutoConfig.from_pretrained(cfg.model, **common)
         tokenizer = AutoTokenizer.from_pretrained(cfg.model, **common)
     except (OSError, ValueError) as e:
-        raise GlueRunnerError(f"could not load model '{cfg.model}': {str(e).splitlines()[0]}") from None
+        hint = ("; pass --trust-remote-code only if you trust that code"
+                if "custom code" in str(e) and not cfg.trust_remote_code else "")
+        raise GlueRunnerError(f"could not load model '{cfg.model}': {str(e).splitlines()[0]}{hint}") from None
     if not tokenizer.is_fast:
         raise GlueRunnerError(f"'{cfg.model}' has no fast tokenizer (tokenizer.json); glue-runner needs one for batched tokenization")
 
@@ -74,6 +77,11 @@ def load_model(task: TaskSpec, cfg: RunConfig) -> LoadedModel:
             ignore_mismatched_sizes=cfg.ignore_mismatched_sizes, **kwargs, **common)
     except (OSError, ValueError, RuntimeError) as e:
         raise GlueRunnerError(f"could not load model '{cfg.model}' for {task.name}: {str(e).splitlines()[0]}") from None
+    except pickle.UnpicklingError:
+        # transformers reads .bin weights with torch.load(weights_only=True): this file holds more than tensors
+        raise GlueRunnerError(
+            f"'{cfg.model}' has pickled weights (pytorch_model.bin) holding objects other than tensors, which "
+            "could run code, so they were not loaded; use a model with model.safetensors") from None
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit and cfg.max_seq_length > limit:
         raise GlueRunnerError(f"--max-seq-length {cfg.max_seq_length} is longer than '{cfg.model}' can read "

@@ -51,8 +51,11 @@ class TaskSpec:
 
 
 def _parse(text: str, source: str) -> TaskSpec:
-    # safe_load: a task file is data, never code.
-    raw = yaml.safe_load(text)
+    # safe_load: a task file is data, never code (a !!python/object tag is refused).
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise GlueRunnerError(f"task definition {source} is not plain YAML data ({str(e).splitlines()[0]})") from None
     try:
         raw["text_fields"] = tuple(raw["text_fields"])
         raw["label_names"] = tuple(raw.get("label_names", ()))
