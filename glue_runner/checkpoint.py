@@ -92,9 +92,7 @@ def save(output_dir: Path, step: int, model: torch.nn.Module, state: dict, cfg: 
         for file in tmp.iterdir():
             _fsync(file)
         _fsync(tmp)
-        if final.exists():  # the same step saved again (an epoch end that is also a save step)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        os.replace(tmp, final)  # each step is saved once: train() saves an epoch's last step only at its end
         _fsync(output_dir)  # the rename itself survives a power cut
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[yellow]{e}[/]", highlight=False, soft_wrap=True)
         return 128 + e.signum
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted; finished runs are kept, the current one wrote nothing[/]")
+        console.print("[yellow]interrupted; finished runs are kept, the current one wrote no results "
+                      "(the same command resumes it from its newest checkpoint, if it saved one)[/]")
         return 130
     return 0
 

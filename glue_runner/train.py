@@ -5,6 +5,8 @@ AdamW + linear warm-up/decay, clipping and accumulation, evaluating after each
 epoch. The fast path on a GPU: batches padded only to a few length buckets,
 autocast with float32 master weights, fused AdamW, no host sync inside a step,
 pinned memory, and CUDA graphs (torch.compile's reduce-overhead mode) per bucket.
+Checkpoints (checkpoint.py) are taken at step boundaries, so a resumed run replays
+the same batches and dropout masks as one that never stopped.
 """
 
 import math
@@ -352,9 +354,11 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
                         progress.update(task_id, completed=pos.step - epoch * steps_per_epoch,
                                         info=f"loss {pos.last_loss:.4f}  lr {scheduler.get_last_lr()[0]:.2e}  "
                                              f"{pos.samples / elapsed:.0f} samples/s")
-                saved = save_checkpoint() if cfg.save_steps and pos.step % cfg.save_steps == 0 else None
-                if stop.requested(rt, logging_step):
-                    raise stopped(saved or save_checkpoint())
+                # the epoch's last step is saved (and a stop honoured) after its evaluation, below
+                if pos.batch < len(batches) and pos.step < total_steps:
+                    saved = save_checkpoint() if cfg.save_steps and pos.step % cfg.save_steps == 0 else None
+                    if stop.requested(rt, logging_step):
+                        raise stopped(saved or save_checkpoint())
             if rt.device.type == "cuda":
                 torch.cuda.synchronize()
             pos.seconds += time.perf_counter() - started

@@ -76,7 +76,8 @@ def census(examples: int) -> collections.Counter:
             path = root / f"train{suffix}"
 
             @settings(max_examples=examples, deadline=None, database=None)
-            @given(hostile(jsonl(keys) if suffix == ".jsonl" else table({k: k for k in keys}, list(task.label_names))))
+            @given(hostile(jsonl(keys, list(task.label_names)) if suffix == ".jsonl"
+                           else table({k: k for k in keys}, list(task.label_names))))
             def run(raw):
                 path.write_bytes(raw)
                 cfg = RunConfig(task=task_name, model="x", train_file=path, validation_file=good)

@@ -77,12 +77,17 @@ def encode(draw, text: str) -> bytes:
 
 
 @st.composite
-def jsonl(draw, keys: list[str]) -> bytes:
+def jsonl(draw, keys: list[str], labels: list[str]) -> bytes:
+    """JSON lines: mostly records with every key and a plausible label, plus odd values and odd lines."""
     import json
 
     value = st.one_of(cell, st.integers(-5, 5), st.floats(), st.none(), st.booleans(), st.lists(st.integers(), max_size=2),
                       st.just(10 ** 30), st.just("\ud800"))
-    records = draw(st.lists(st.dictionaries(st.sampled_from(keys + ["extra"]), value), max_size=6))
+    label = st.one_of(st.sampled_from(labels) if labels else st.floats(0, 5), st.integers(0, 2), value)
+    complete = st.fixed_dictionaries({k: label if k == "label" else st.one_of(clean, value) for k in keys},
+                                     optional={"extra": value})
+    records = draw(st.lists(st.one_of(complete, complete, st.dictionaries(st.sampled_from(keys + ["extra"]), value)),
+                            max_size=6))
     lines = [json.dumps(r, ensure_ascii=draw(st.booleans())) for r in records]
     lines += draw(st.lists(st.sampled_from(["", "[1, 2]", "{", "null", "1" * 5000, "[" * 5000 + "]" * 5000,
                                             '{"a": NaN}', "\x00"]), max_size=2))
@@ -155,7 +160,8 @@ USER_TASKS = ["sst2", "stsb", "mnli"]  # single sentence, regression, three labe
 def test_user_file_readers(tmp_path, task_name, suffix, content):
     task = get_task(task_name)
     keys = [*task.text_fields, "label"]
-    strategy = jsonl(keys) if suffix == ".jsonl" else table({k: k for k in keys}, list(task.label_names))
+    labels = list(task.label_names)
+    strategy = jsonl(keys, labels) if suffix == ".jsonl" else table({k: k for k in keys}, labels)
     raw = content.draw(hostile(strategy))
     path = tmp_path / f"train{suffix}"
     path.write_bytes(raw)
