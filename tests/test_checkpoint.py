@@ -22,7 +22,7 @@ from glue_runner import checkpoint
 from glue_runner.config import RunConfig
 from glue_runner.errors import GlueRunnerError
 
-# 12 micro-batches of 4 per epoch, 3 epochs; a learning rate high enough that the weights move.
+# 12 steps of 4 examples per epoch, 3 epochs; a learning rate high enough that the weights move.
 ARGS = ["--task", "sst2", "--batch-size", "4", "--learning-rate", "3e-3", "--logging-steps", "5", "--save-model"]
 
 
@@ -56,23 +56,27 @@ def start(tmp_path, tiny_bert, glue_dir, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_checkpoint(proc: subprocess.Popen, folder: Path, timeout: float = 120) -> None:
+def wait_for_checkpoint(proc: subprocess.Popen, folder: Path, step: int = 1, timeout: float = 120) -> None:
+    """Poll until checkpoint-<step> or a later one exists (the kill then lands a few ms later)."""
     deadline = time.monotonic() + timeout
-    while not checkpoint.list_checkpoints(folder):
-        assert proc.poll() is None, f"the run ended before its first checkpoint: {proc.communicate()[1][-2000:]}"
+    while not [p for p in checkpoint.list_checkpoints(folder) if checkpoint.step_of(p) >= step]:
+        assert proc.poll() is None, f"the run ended before checkpoint-{step}: {proc.communicate()[1][-2000:]}"
         assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.01)
+        time.sleep(0.002)
 
 
-@pytest.mark.parametrize("accumulation, delay", [("1", 0.0), ("1", 0.7), ("3", 0.3)],
-                         ids=["right-after-first-checkpoint", "later", "mid-accumulation"])
+# (micro-batch, accumulation, the checkpoint after which to kill); every run has 36 steps. The kill
+# lands a few milliseconds after that checkpoint appears: inside the next step, its save or the
+# epoch's evaluation, and with accumulation often between the two micro-batches of a step.
+@pytest.mark.parametrize("batch, accumulation, after", [("4", "1", 1), ("4", "1", 20), ("2", "2", 5)],
+                         ids=["after-the-first-checkpoint", "in-epoch-2", "mid-accumulation"])
 def test_sigkill_then_resume_ends_like_an_uninterrupted_run(run_cli, reference, tmp_path, tiny_bert, glue_dir,
-                                                            accumulation, delay):
-    expected = reference("--gradient-accumulation-steps", accumulation)
-    extra = ["--gradient-accumulation-steps", accumulation, "--save-steps", "1"]
+                                                            batch, accumulation, after):
+    training = ["--batch-size", batch, "--gradient-accumulation-steps", accumulation]
+    expected = reference(*training)
+    extra = [*training, "--save-steps", "1"]
     proc = start(tmp_path, tiny_bert, glue_dir, *extra)
-    wait_for_checkpoint(proc, tmp_path / "killed")
-    time.sleep(delay)  # land anywhere: mid-step, mid-save, mid-evaluation
+    wait_for_checkpoint(proc, tmp_path / "killed", after)
     proc.kill()
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it was killed; make it longer"
