@@ -112,6 +112,8 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 def update_tables(results_dir: Path) -> None:
     results_dir = Path(results_dir)
     with locked(results_dir):
+        for stale in results_dir.glob(".runs.*.tmp"):  # left by a writer killed mid-update; we hold the lock
+            stale.unlink(missing_ok=True)
         header, rows = table_rows(load_runs(results_dir), results_dir)
         write_atomic(results_dir / "runs.csv", delimited_text(header, rows, ","))
         write_atomic(results_dir / "runs.md", "# glue-runner runs\n\nOne row per run, regenerated from every "

@@ -13,7 +13,7 @@ import random
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 from glue_runner import results
 
@@ -27,24 +27,38 @@ rng = random.Random(i)
 record = {"task": "sst2", "model_name": f"model{i}", "seed": i, "date": f"2026-01-01T00:00:{i:02d}+00:00",
           "metrics": {"accuracy": i / 100}, "train": {"samples": i, "samples_per_second": 1.0, "seconds": 1.0}}
 big = results.delimited_text(["index", "prediction"], [[n, "positive" * rng.randint(1, 9)] for n in range(150_000)])
-time.sleep(rng.uniform(0.2, 0.8))
+time.sleep(rng.uniform(0, 0.3))
+print("writing", flush=True)
 results.write_run(results_dir / "runs" / f"model{i}" / "sst2", record, {"predictions_validation.tsv": big})
-time.sleep(rng.uniform(0, 0.5))
+time.sleep(rng.uniform(0, 0.3))
+print("updating", flush=True)
 results.update_tables(results_dir)
 """
 
-WRITERS, KILLED = 12, 5
+WRITERS = 12
+# Where the victims die: right as they start writing their run folder (inside the 1.5 MB
+# predictions file or metrics.json), right as they start the table update (inside the lock,
+# or inside runs.csv/runs.md), or at once.
+KILL_AT = ["writing", "writing", "updating", "updating", None]
 
 
 def test_many_writers_some_killed_leave_valid_tables(tmp_path):
     rng = random.Random(0)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(i)], env=env,
-                              stderr=subprocess.PIPE, text=True) for i in range(WRITERS)]
-    victims = rng.sample(procs, KILLED)
-    for proc in victims:  # spread over ~1.5 s: before, inside and after the writes and table updates
-        time.sleep(rng.uniform(0.1, 0.3))
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(WRITERS)]
+    victims = rng.sample(procs, len(KILL_AT))
+
+    def kill_at(proc: subprocess.Popen, phase: str | None) -> None:
+        while phase and proc.stdout.readline().strip() not in (phase, ""):  # "": it already ended
+            pass
         proc.kill()
+
+    killers = [threading.Thread(target=kill_at, args=pair) for pair in zip(victims, KILL_AT)]
+    for thread in killers:
+        thread.start()
+    for thread in killers:
+        thread.join(timeout=120)
     for proc in procs:
         _, err = proc.communicate(timeout=120)  # a lock left held by a killed writer would hang here
         assert proc.returncode == 0 or (proc in victims and proc.returncode == -signal.SIGKILL), err
@@ -70,6 +84,7 @@ def test_many_writers_some_killed_leave_valid_tables(tmp_path):
     assert csv_models == md_models
     results.update_tables(tmp_path)
     assert table() == (finished(), finished())
+    assert list(tmp_path.glob(".runs.*.tmp")) == []  # the next update clears what killed updates left
     assert 0 < len(survivors) < WRITERS  # the test did kill some, and some finished
     # A killed write leaves at most a hidden temporary file, never a partial metrics.json or table.
     leftovers = [p.name for p in tmp_path.rglob("*") if p.is_file() and p.name.endswith(".tmp")]
