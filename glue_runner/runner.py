@@ -57,6 +57,10 @@ def run(cfg: RunConfig, console: Console, loaded: LoadedModel | None = None) -> 
     splits = data.load_splits(task, cfg, log=say)
     if task.train_split and "train" not in splits:
         raise GlueRunnerError(f"no training data for {task.name}")
+    missing = [s for s in task.test_splits if s not in splits]
+    if cfg.do_predict and missing:  # said before training, not after hours of it
+        raise GlueRunnerError(f"--do-predict: no test data for {task.name} ({', '.join(missing)}); "
+                              "add the GLUE test files to --data-dir or pass --test-file")
     tokenized = data.tokenize(splits, task, loaded.tokenizer, cfg.max_seq_length, cfg.cache_dir)
     if not task.regression and loaded.model_label != list(range(task.num_labels)):
         say(f"[cyan]{cfg.model} is already fine-tuned on these labels; using its label order[/]")
@@ -70,13 +74,15 @@ def run(cfg: RunConfig, console: Console, loaded: LoadedModel | None = None) -> 
         f"{' · ' + str(rt.amp_dtype).removeprefix('torch.') if rt.amp_dtype else ''} · "
         + ", ".join(f"{n} {len(d)}" for n, d in tokenized.items()))
 
+    def predicted(split: str) -> np.ndarray:
+        return task_predictions(predict(loaded.model, tokenized[split], cfg, rt, pad_id=pad_id), task, loaded)[1]
+
     def evaluate_all() -> tuple[dict, dict]:
         metrics, predictions = {}, {}
         for split in task.eval_splits:
             if split not in tokenized:
                 continue
-            labels, values = task_predictions(predict(loaded.model, tokenized[split], cfg, rt, pad_id=pad_id),
-                                              task, loaded)
+            values = predicted(split)
             references = np.asarray(splits[split].dataset["label"])
             suffix = task.metric_suffix.get(split, "")
             scores = compute_metrics(task.metric, values, references)
@@ -100,24 +106,39 @@ def run(cfg: RunConfig, console: Console, loaded: LoadedModel | None = None) -> 
         latest["metrics"], latest["predictions"] = evaluate_all()
     metrics, dev_predictions = latest["metrics"], latest["predictions"]
 
+    test_predictions = {split: predicted(split) for split in task.test_splits} if cfg.do_predict else {}
+    files = prediction_files(task, splits, dev_predictions, test_predictions)
+    record = make_record(cfg, task, rt, splits, tokenized, metrics, stats)
+    if rt.is_main:
+        if cfg.save_model:
+            save_model(loaded, output_dir / "model")
+        results.write_run(output_dir, record, files)
+        results.update_tables(Path(cfg.results_dir))
+        # metrics.json now holds the result (and --save-model the weights): the checkpoints,
+        # up to three copies of the model each, are only for an unfinished run
+        checkpoint.remove_all(output_dir)
+        say(metrics_table(task, model_name(cfg), metrics, output_dir))
+    return Outcome(record, output_dir, loaded)
+
+
+def prediction_files(task: TaskSpec, splits: dict, dev: dict, test: dict) -> dict[str, str]:
+    """File name -> TSV text: dev predictions beside their labels, test predictions alone."""
     files = {}
-    for split, (values, references) in dev_predictions.items():
+    for split, (values, references) in dev.items():
         files[f"predictions_{split}.tsv"] = results.delimited_text(
             ["index", "prediction", "label"],
             [[int(i), label_text(v, task), label_text(r, task)]
              for i, v, r in zip(splits[split].dataset["idx"], values, references)])
-    if cfg.do_predict:
-        missing = [s for s in task.test_splits if s not in tokenized]
-        if missing:
-            raise GlueRunnerError(f"--do-predict: no test data for {task.name} ({', '.join(missing)}); "
-                                  "add the GLUE test files to --data-dir or pass --test-file")
-        for split in task.test_splits:
-            _, values = task_predictions(predict(loaded.model, tokenized[split], cfg, rt, pad_id=pad_id), task, loaded)
-            files[f"predictions_{split}.tsv"] = results.delimited_text(
-                ["index", "prediction"],
-                [[int(i), label_text(v, task)] for i, v in zip(splits[split].dataset["idx"], values)])
+    for split, values in test.items():
+        files[f"predictions_{split}.tsv"] = results.delimited_text(
+            ["index", "prediction"], [[int(i), label_text(v, task)] for i, v in zip(splits[split].dataset["idx"], values)])
+    return files
 
-    record = {
+
+def make_record(cfg: RunConfig, task: TaskSpec, rt: Runtime, splits: dict, tokenized: dict, metrics: dict,
+                stats) -> dict:
+    """What metrics.json holds: the scores and everything needed to reproduce and compare them."""
+    return {
         "task": task.name,
         "model": cfg.model,
         "model_name": model_name(cfg),
@@ -135,16 +156,6 @@ def run(cfg: RunConfig, console: Console, loaded: LoadedModel | None = None) -> 
         "config": cfg.to_json(),
         "versions": library_versions(),
     }
-    if rt.is_main:
-        if cfg.save_model:
-            save_model(loaded, output_dir / "model")
-        results.write_run(output_dir, record, files)
-        results.update_tables(Path(cfg.results_dir))
-        # metrics.json now holds the result (and --save-model the weights): the checkpoints,
-        # up to three copies of the model each, are only for an unfinished run
-        checkpoint.remove_all(output_dir)
-        say(metrics_table(task, model_name(cfg), metrics, output_dir))
-    return Outcome(record, output_dir, loaded)
 
 
 def start_or_resume(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, say) -> Path | None:

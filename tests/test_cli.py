@@ -119,3 +119,15 @@ def test_console_script_is_installed():
     assert exe, "pip install -e . should install the glue-run command"
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "--max-seq-length" in out.stdout and "--gradient-accumulation-steps" in out.stdout
+
+
+def test_do_predict_without_test_files_fails_before_training(run_cli, glue_dir, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "no-test"
+    shutil.copytree(glue_dir / "RTE", data / "RTE")
+    (data / "RTE" / "test.tsv").unlink()
+    assert run_cli("--task", "rte", *FAST, "--do-predict", "--data-dir", str(data), data=False) == 2
+    err = capsys.readouterr().err
+    assert "--do-predict: no test data for rte (test)" in " ".join(err.split())
+    assert "epoch 1" not in err
