@@ -1,7 +1,8 @@
-"""The one exception type for problems the user can fix.
+"""The exceptions the CLI turns into one line and an exit code.
 
-The CLI prints its message as a single line and exits non-zero; anything else
-is a bug in glue-runner and keeps its traceback.
+GlueRunnerError is for problems the user can fix (exit 2); Interrupted for a run
+stopped by a signal (exit 128 + the signal). Anything else is a bug in glue-runner
+and keeps its traceback.
 """
 
 

@@ -114,8 +114,7 @@ def make_batches(lengths: np.ndarray, batch_size: int, *, shuffle: bool, seed: i
                                 for chunk in np.split(order, range(window, len(order), window))])
         batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         batches = [batches[i] for i in rng.permutation(len(batches))]
-        usable = len(batches) - len(batches) % world_size
-        batches = batches[:usable] if world_size > 1 else batches
+        batches = batches[:len(batches) - len(batches) % world_size]
     else:
         order = np.argsort(-lengths, kind="stable")
         batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
@@ -175,12 +174,12 @@ def wrap_model(model: torch.nn.Module, rt: Runtime, cfg: RunConfig) -> tuple[tor
     return model, model
 
 
-def build_optimizer(model: torch.nn.Module, cfg: RunConfig, rt: Runtime) -> torch.optim.Optimizer:
+def build_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     # As in the BERT recipe: no weight decay on biases and LayerNorm weights.
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if param.requires_grad:
-            (no_decay if param.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(param)
+            (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     # fused: one kernel for all tensors, on CUDA and on the CPU (MiniLM's CPU step: 15 ms, not 90)
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=True)
@@ -250,7 +249,7 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
                                          rank=rt.rank, world_size=rt.world_size))
     steps_per_epoch = max(1, batches_per_epoch // accumulation)
     total_steps = math.ceil(steps_per_epoch * cfg.num_train_epochs)
-    optimizer = build_optimizer(base, cfg, rt)
+    optimizer = build_optimizer(base, cfg)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=cfg.fp16)
     autocast = (torch.autocast(rt.device.type, dtype=rt.amp_dtype) if rt.amp_dtype else nullcontext())
