@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,13 +33,16 @@ class RawSplit:
     skipped: int = 0  # rows dropped for being short of columns
 
 
-def load_splits(task: TaskSpec, cfg: RunConfig, log=print) -> dict[str, RawSplit]:
+def load_splits(task: TaskSpec, cfg: RunConfig, log=print, with_test: bool = True) -> dict[str, RawSplit]:
+    """with_test=False leaves the test splits unread: a run that does not predict them
+    need not parse, check and tokenize them."""
+    names = [n for n in task.splits if with_test or not n.startswith("test")]
     if cfg.train_file or cfg.validation_file or cfg.test_file:
-        splits = _load_user_files(task, cfg)
+        splits = _load_user_files(task, cfg, with_test)
     elif cfg.data_dir is not None:
-        splits = _load_glue_dir(task, Path(cfg.data_dir))
+        splits = _load_glue_dir(task, Path(cfg.data_dir), names)
     else:
-        splits = _load_hub(task, cfg)
+        splits = _load_hub(task, cfg, names)
     for name, split in splits.items():
         if split.skipped:
             log(f"[yellow]{split.source}: skipped {split.skipped} malformed row(s) short of columns[/]")
@@ -60,7 +64,7 @@ def _subsample(splits: dict[str, RawSplit], cfg: RunConfig) -> dict[str, RawSpli
 
 # ---- the Hub ---------------------------------------------------------------
 
-def _load_hub(task: TaskSpec, cfg: RunConfig) -> dict[str, RawSplit]:
+def _load_hub(task: TaskSpec, cfg: RunConfig, names: list[str]) -> dict[str, RawSplit]:
     address = f"{task.hub['path']}/{task.hub['name']}"
     try:
         loaded = datasets.load_dataset(task.hub["path"], task.hub["name"], cache_dir=cfg.cache_dir)
@@ -69,7 +73,7 @@ def _load_hub(task: TaskSpec, cfg: RunConfig) -> dict[str, RawSplit]:
             f"could not load {address} from the Hugging Face Hub ({type(e).__name__}: {str(e).splitlines()[0]}); "
             "without internet, pass --data-dir with the GLUE TSV files or --train-file/--validation-file") from None
     splits = {}
-    for name in task.splits:
+    for name in names:
         ds = loaded[name]
         keep = ["idx", *task.text_fields] + (["label"] if not name.startswith("test") else [])
         splits[name] = RawSplit(ds.select_columns(keep), f"{address}[{name}]", ds._fingerprint)
@@ -78,15 +82,15 @@ def _load_hub(task: TaskSpec, cfg: RunConfig) -> dict[str, RawSplit]:
 
 # ---- files: GLUE TSV layout and the user's own -----------------------------
 
-def _load_glue_dir(task: TaskSpec, data_dir: Path) -> dict[str, RawSplit]:
+def _load_glue_dir(task: TaskSpec, data_dir: Path, names: list[str]) -> dict[str, RawSplit]:
     folder = data_dir / task.glue_dir
     if not folder.is_dir():
         raise GlueRunnerError(
             f"{folder} does not exist; --data-dir must hold the GLUE folders ({task.glue_dir}/, ...) "
             "as download_glue_data.py writes them")
     splits = {}
-    for name, filename in task.splits.items():
-        path = folder / filename
+    for name in names:
+        path = folder / task.splits[name]
         if not path.exists():
             if name.startswith("test"):
                 continue  # GLUE folders often ship without test files; --do-predict says so
@@ -97,8 +101,8 @@ def _load_glue_dir(task: TaskSpec, data_dir: Path) -> dict[str, RawSplit]:
     return splits
 
 
-def _load_user_files(task: TaskSpec, cfg: RunConfig) -> dict[str, RawSplit]:
-    files = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
+def _load_user_files(task: TaskSpec, cfg: RunConfig, with_test: bool) -> dict[str, RawSplit]:
+    files = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file if with_test else None}
     text_columns = cfg.text_columns or task.text_fields
     if len(text_columns) != len(task.text_fields):
         raise GlueRunnerError(
@@ -131,8 +135,7 @@ def _read_table(path: Path, task: TaskSpec, split: str, columns: dict, *, delimi
     """Read a delimited file; `columns` maps our column to a header name or, without a header, an index."""
     rows, skipped = [], 0
     try:
-        # utf-8-sig: MRPC's files start with a byte-order mark that would otherwise stick to the first name
-        with open(path, encoding="utf-8-sig", newline="") as f:
+        with _text_file(path, newline="") as f:
             reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
             if header:
                 names = next(reader, None)
@@ -156,41 +159,45 @@ def _read_table(path: Path, task: TaskSpec, split: str, columns: dict, *, delimi
                     skipped += 1
                     continue
                 rows.append((reader.line_num, {ours: row[i] for ours, i in positions.items()}))
-    except UnicodeDecodeError:
-        raise _not_utf8(path) from None
     except csv.Error as e:
         raise GlueRunnerError(f"{path}:{reader.line_num + 1}: unreadable as "
                               f"{'TSV' if delimiter == chr(9) else 'CSV'} ({e})") from None
-    except OSError as e:  # a folder, no permission, ...
-        raise GlueRunnerError(f"{path}: cannot be read ({e.strerror})") from None
     return _to_dataset(rows, path, task, split, skipped)
 
 
 def _read_jsonl(path: Path, task: TaskSpec, split: str, columns: dict) -> RawSplit:
     rows = []
+    with _text_file(path) as f:
+        for line_num, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError) as e:  # bad JSON, a number of 5000 digits, [[[[...]]]]
+                reason = e.msg if isinstance(e, json.JSONDecodeError) else str(e).split(":")[0]
+                raise GlueRunnerError(f"{path}:{line_num}: not a JSON object ({reason}); one object per line") from None
+            if not isinstance(record, dict):
+                raise GlueRunnerError(f"{path}:{line_num}: not a JSON object; one object per line")
+            missing = [c for c in columns.values() if c not in record]
+            if missing:
+                raise GlueRunnerError(
+                    f"{path}:{line_num}: missing key(s) {_shown(missing)}; the record has "
+                    f"{_shown(list(record))}. Pass --text-columns/--label-column to name them")
+            rows.append((line_num, {ours: record[theirs] for ours, theirs in columns.items()}))
+    return _to_dataset(rows, path, task, split, skipped=0)
+
+
+@contextmanager
+def _text_file(path: Path, **kwargs):
+    """A data file opened as UTF-8 text; failing to decode or read it is one clear error."""
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            for line_num, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except (ValueError, RecursionError) as e:  # bad JSON, a number of 5000 digits, [[[[...]]]]
-                    reason = e.msg if isinstance(e, json.JSONDecodeError) else str(e).split(":")[0]
-                    raise GlueRunnerError(f"{path}:{line_num}: not a JSON object ({reason}); one object per line") from None
-                if not isinstance(record, dict):
-                    raise GlueRunnerError(f"{path}:{line_num}: not a JSON object; one object per line")
-                missing = [c for c in columns.values() if c not in record]
-                if missing:
-                    raise GlueRunnerError(
-                        f"{path}:{line_num}: missing key(s) {_shown(missing)}; the record has "
-                        f"{_shown(list(record))}. Pass --text-columns/--label-column to name them")
-                rows.append((line_num, {ours: record[theirs] for ours, theirs in columns.items()}))
+        # utf-8-sig: MRPC's files start with a byte-order mark that would otherwise stick to the first name
+        with open(path, encoding="utf-8-sig", **kwargs) as f:
+            yield f
     except UnicodeDecodeError:
         raise _not_utf8(path) from None
-    except OSError as e:
+    except OSError as e:  # a folder, no permission, ...
         raise GlueRunnerError(f"{path}: cannot be read ({e.strerror})") from None
-    return _to_dataset(rows, path, task, split, skipped=0)
 
 
 def _not_utf8(path: Path) -> GlueRunnerError:

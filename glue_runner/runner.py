@@ -54,7 +54,7 @@ def run(cfg: RunConfig, console: Console, loaded: LoadedModel | None = None) -> 
     resume_from = start_or_resume(cfg, task, output_dir, rt, say)
     seed_everything(cfg.seed)
     loaded = loaded or load_model(task, cfg)
-    splits = data.load_splits(task, cfg, log=say)
+    splits = data.load_splits(task, cfg, log=say, with_test=cfg.do_predict)
     if task.train_split and "train" not in splits:
         raise GlueRunnerError(f"no training data for {task.name}")
     missing = [s for s in task.test_splits if s not in splits]

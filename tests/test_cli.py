@@ -131,3 +131,14 @@ def test_do_predict_without_test_files_fails_before_training(run_cli, glue_dir, 
     err = capsys.readouterr().err
     assert "--do-predict: no test data for rte (test)" in " ".join(err.split())
     assert "epoch 1" not in err
+
+
+def test_without_do_predict_the_test_files_are_not_read(run_cli, glue_dir, tmp_path):
+    import shutil
+
+    data = tmp_path / "broken-test"
+    shutil.copytree(glue_dir / "RTE", data / "RTE")
+    (data / "RTE" / "test.tsv").write_bytes(b"\xff\xfe not even text")
+    assert run_cli("--task", "rte", *FAST, "--data-dir", str(data), data=False) == 0
+    assert json.loads((run_dir("rte") / "metrics.json").read_text())["data"]["examples"] == {
+        "train": 48, "validation": 24}
