@@ -410,7 +410,7 @@ def chart(board: Board, verdicts: dict[str, str] | None = None):
         heights.append(float("nan") if score is None else score)
         errors.append(float("nan"))
         x = [g + (i - (len(board.rows) - 1) / 2) * width for g in range(len(groups))]
-        bars = ax.bar(x, heights, width, yerr=errors, capsize=3, label=row.model,
+        bars = ax.bar(x, heights, width, yerr=errors, capsize=3, label=textwrap.fill(row.model, 70),
                       hatch="//" if row.source else None, alpha=0.6 if row.source else 1.0)
         labels = ["" if h != h else f"{h:.1f}" for h in heights]  # h != h: NaN, a missing cell
         if score is not None and present < shown:
@@ -423,11 +423,12 @@ def chart(board: Board, verdicts: dict[str, str] | None = None):
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel("dev score x100 (task's metrics averaged)")
     ax.margins(y=0.3 if verdicts else 0.15)  # room for the value labels (and verdicts) above the tallest bars
-    # Two short lines: one long line ran off the picture's left edge beside a wide legend.
-    ax.set_title("GLUE dev-set scores\nmean over seeds, error bars ±1 std; hatched = published", fontsize=10)
+    # Title over the figure and legend under it: beside the bars, a legend of long row names
+    # ("model (learning_rate=2e-05, ...)") squeezed the axes until a title over them ran off the picture.
+    fig.suptitle("GLUE dev-set scores\nmean over seeds, error bars ±1 std; hatched = published", fontsize=10)
     ax.axhline(0, color="black", linewidth=0.5)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    fig.legend(loc="outside lower center", fontsize="small")
     return fig
 
 

@@ -170,15 +170,17 @@ def test_leaderboard_command(tmp_path, capsys):
 def test_the_chart_title_and_legend_fit_inside_the_picture(tmp_path):
     import matplotlib.pyplot as plt
 
-    # Few columns make a narrow figure, and long names a wide legend beside it: the old one-line
-    # title started left of the picture.
-    for model in ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2_run-glue-defaults"):
+    # Few columns make a narrow figure, and long names a wide legend: beside the bars it squeezed
+    # the axes, and the title over them started left of the picture.
+    long = "sentence-transformers/all-MiniLM-L6-v2-tapt (learning_rate=2e-05, num_train_epochs=3.0, batch_size=16)"
+    for model in ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2_run-glue-defaults", long):
         add_run(tmp_path, model, "cola", 1, {"matthews_correlation": 0.5})
         add_run(tmp_path, model, "sst2", 1, {"accuracy": 0.8})
     fig = leaderboard.chart(leaderboard.build(tmp_path))
     fig.canvas.draw()
     width, height = fig.canvas.get_width_height()
-    for artist in (fig.axes[0].title, fig.axes[0].get_legend()):
+    for artist in (fig._suptitle, fig.legends[0], fig.axes[0]):
         box = artist.get_window_extent()
-        assert box.x0 >= 0 and box.x1 <= width and box.y1 <= height, artist
+        assert box.x0 >= 0 and box.x1 <= width and box.y0 >= 0 and box.y1 <= height, artist
+    assert fig.axes[0].get_window_extent().width > width / 2  # the bars keep the picture's width
     plt.close(fig)
