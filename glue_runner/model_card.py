@@ -35,10 +35,21 @@ def text(record: dict, task: TaskSpec) -> str:
     base = None if Path(record["model"]).expanduser().exists() else record["model"]
     data = ModelCardData(
         model_name=f"{record['model_name'].split('/')[-1]}-finetuned-{task.name}",
-        base_model=base, datasets=None if cfg["validation_file"] else [task.hub],  # own data has no Hub id
+        base_model=base, datasets=None if own_files(record, task) else [task.hub],  # own data has no Hub id
         eval_results=[eval_result(record, task, *score) for score in dev_scores(record, task)] or None,
         library_name="transformers", pipeline_tag="text-classification", tags=["glue-runner"])
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body(record, task, data, base or record['model_name'])}"))
+
+
+def own_files(record: dict, task: TaskSpec) -> dict[str, Path]:
+    """Role (train, validation) -> the file of your own data it came from: --train-file and
+    --validation-file, or your task file's splits. Empty for GLUE's own data."""
+    cfg = record["config"]
+    if cfg["train_file"] or cfg["validation_file"]:
+        return {role: Path(cfg[f"{role}_file"]) for role in ("train", "validation") if cfg[f"{role}_file"]}
+    if task.own:
+        return {role: Path(task.splits[role].file) for role in ("train", "validation") if role in task.splits}
+    return {}
 
 
 def dev_scores(record: dict, task: TaskSpec) -> list[tuple[str, str, str, float]]:
@@ -57,9 +68,8 @@ def dev_scores(record: dict, task: TaskSpec) -> list[tuple[str, str, str, float]
 
 
 def eval_result(record: dict, task: TaskSpec, split: str, metric: str, key: str, value: float) -> EvalResult:
-    cfg = record["config"]
-    if cfg["validation_file"]:  # own data: named by its file and the loader that reads it
-        file = Path(cfg["validation_file"])
+    file = own_files(record, task).get("validation")
+    if file:  # own data: named by its file and the loader that reads it
         dataset = {"dataset_type": "json" if file.suffix in (".json", ".jsonl") else "csv", "dataset_name": file.name}
     else:
         dataset = {"dataset_type": task.hub, "dataset_name": f"GLUE {task.glue_dir}", "dataset_config": task.name}
@@ -68,11 +78,10 @@ def eval_result(record: dict, task: TaskSpec, split: str, metric: str, key: str,
 
 
 def body(record: dict, task: TaskSpec, data: ModelCardData, base: str) -> str:
-    cfg = record["config"]
-    if cfg["validation_file"]:
-        files = ", ".join(f"{role} `{Path(cfg[role + '_file']).name}`" for role in ("train", "validation")
-                          if cfg[role + "_file"])
-        source = f"own data ({files}) for the GLUE {task.glue_dir} task"
+    cfg, files = record["config"], own_files(record, task)
+    if files:
+        named = ", ".join(f"{role} `{file.name}`" for role, file in files.items())
+        source = f"own data ({named}) for " + (f"the task `{task.name}`" if task.own else f"the GLUE {task.glue_dir} task")
     else:
         source = f"GLUE {task.glue_dir} (`{task.hub}`, config `{task.name}`" + \
                  (", read from the original GLUE TSV files)" if cfg["data_dir"] else ")")
@@ -85,7 +94,8 @@ def body(record: dict, task: TaskSpec, data: ModelCardData, base: str) -> str:
     else:
         lines += ["No dev set was scored."]
     lines += ["", "## How it was made", "",
-              f"With glue-runner {__version__}: `glue-run --task {task.name} --model {base}` and these settings.", "",
+              f"With glue-runner {__version__}: `glue-run --task {cfg['task'] or task.name} --model {base}` and these "
+              "settings.", "",
               "| setting | value |", "|---|---|"]
     lines += [f"| {name} | {cfg[key]} |" for key, name in SETTINGS.items()]
     lines += [f"| precision | {'fp16' if cfg['fp16'] else 'bf16' if cfg['bf16'] else 'float32'} |",

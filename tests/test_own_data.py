@@ -295,3 +295,15 @@ def test_a_probe_of_your_own_multi_label_data(run_cli, tmp_path):
 def test_a_probe_has_no_ax(run_cli, capsys):
     assert run_cli("--task", "mnli,ax", "--probe") == 2
     assert "--probe trains a head for each task on its own training data, and AX has none" in capsys.readouterr().err
+
+
+def test_a_model_card_for_your_own_task_file_names_its_files(run_cli, tmp_path):
+    from huggingface_hub import ModelCard
+
+    task_file = goemotions_like(tmp_path / "emotions")
+    assert run_cli("--task", str(task_file), "--output-dir", "run", "--save-model", data=False) == 0
+    card = ModelCard.load(Path("run/model/README.md"))
+    assert card.data.datasets is None  # no Hub data set: not nyu-mll/glue, not an empty name
+    assert {(r.dataset_type, r.dataset_name) for r in card.data.eval_results} == {("csv", "dev.tsv")}
+    assert "own data (train `train.tsv`, validation `dev.tsv`) for the task `emotions`" in card.text
+    assert "GLUE" not in card.text and f"--task {task_file}" in card.text
