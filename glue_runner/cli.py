@@ -28,22 +28,33 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from .data import is_task_file
 from .errors import GlueRunnerError, Interrupted
 
 
 def option(default, help: str, *, group: str, flags: tuple[str, ...] = (), minimum=None, above=None, below=None,
-           maximum=None, changes_result: bool = True, fallback=None, choices=None):
+           maximum=None, changes_result: bool = True, fallback=None, choices=None, local_path=None,
+           own_data: str | None = None, card: bool = False):
     """A RunConfig field with what the parser and the checks need to know about it.
 
     A default of MISSING makes the flag required. minimum/above/below/maximum: the bounds of a
     number (at least, more than, less than, at most). changes_result: part of the run's identity,
     so a run may resume, or count as already done, only if this setting is unchanged (False for
     where outputs go, how often to log, ...). fallback: for recipe settings (default None), the
-    value when neither the flag nor the task's recipe sets one.
+    value when neither the flag nor the task's recipe sets one. local_path: for a text setting
+    that may name a file or folder, whether a value does (Path settings always do); the run's
+    identity holds such a path made absolute. own_data: a setting that describes your own data
+    files, "files" (usable with a GLUE task too) or "labels" (only for a task of your own). card:
+    --save-model's model card lists it among the settings that made the model.
     """
     return field(default=default, metadata={
         "help": help, "group": group, "flags": flags, "minimum": minimum, "above": above, "below": below,
-        "maximum": maximum, "changes_result": changes_result, "fallback": fallback, "choices": choices})
+        "maximum": maximum, "changes_result": changes_result, "fallback": fallback, "choices": choices,
+        "local_path": local_path, "own_data": own_data, "card": card})
+
+
+def exists(path: str) -> bool:
+    return Path(path).expanduser().exists()
 
 
 SUBCOMMAND_HELP = """other commands (each has its own --help):
@@ -70,9 +81,9 @@ GROUPS = {
 class RunConfig:
     """Everything one run needs: one task, one model, one seed."""
     model: str = option(MISSING, "a Hugging Face Hub name or a local folder", group="model",
-                        flags=("--model", "--model-name-or-path"))
+                        flags=("--model", "--model-name-or-path"), local_path=exists)
     task: str = option("", "a GLUE task, a comma list, 'all', or your own task file (.yaml); leave it out with "
-                           "--train-file to read the task from your files", group="model")
+                           "--train-file to read the task from your files", group="model", local_path=is_task_file)
     model_name: str | None = option(None, "the model's name in results/ (default: from --model)", group="model",
                                     changes_result=False)
     ignore_mismatched_sizes: bool = option(False, "replace a classification head whose size does not fit the task",
@@ -84,20 +95,24 @@ class RunConfig:
                                             "trust)", group="model", changes_result=False)
     # data: the Hub by default, else a GLUE folder, else the user's own files
     data_dir: Path | None = option(None, "a folder in the original GLUE TSV layout (CoLA/train.tsv, ...)", group="data")
-    train_file: Path | None = option(None, "your own training data: .csv, .tsv or .jsonl", group="data")
-    validation_file: Path | None = option(None, "your own dev data, scored after each epoch", group="data")
-    test_file: Path | None = option(None, "your own test data, predicted with --do-predict", group="data")
+    train_file: Path | None = option(None, "your own training data: .csv, .tsv or .jsonl", group="data",
+                                     own_data="files")
+    validation_file: Path | None = option(None, "your own dev data, scored after each epoch", group="data",
+                                          own_data="files")
+    test_file: Path | None = option(None, "your own test data, predicted with --do-predict", group="data",
+                                    own_data="files")
     text_columns: tuple[str, ...] | None = option(None, "comma list of the text column(s) in your own files",
-                                                  group="data")
-    label_column: str = option("label", "the label column in your own files", group="data")
+                                                  group="data", own_data="files")
+    label_column: str = option("label", "the label column in your own files", group="data", own_data="files")
     label_columns: tuple[str, ...] | None = option(None, "your own multi-label data as one 0/1 column per label: "
-                                                         "their comma list", group="data")
+                                                         "their comma list", group="data", own_data="labels")
     label_delimiter: str | None = option(None, "your own multi-label data as a list in one column: the character "
-                                               "between labels ('4,27': ',')", group="data")
+                                               "between labels ('4,27': ',')", group="data", own_data="labels")
     problem_type: str | None = option(None, "for a task read from your files: single_label, multi_label or "
                                             "regression (default: multi_label with --label-delimiter or "
                                             "--label-columns, else single_label; regression only if asked)",
-                                      group="data", choices=("single_label", "multi_label", "regression"))
+                                      group="data", choices=("single_label", "multi_label", "regression"),
+                                      own_data="labels")
     threshold: float = option(0.5, "multi-label: a label is predicted when its probability is above this",
                               group="data", above=0, below=1)
     tune_threshold: bool = option(False, "multi-label: instead, choose the threshold with the best micro-F1 on the "
@@ -107,26 +122,28 @@ class RunConfig:
     max_predict_samples: int | None = option(None, "predict the first N test examples", group="data", minimum=1,
                                              changes_result=False)
     max_seq_length: int = option(128, "tokens per example (with the special tokens), longer ones are cut",
-                                 group="data", minimum=1)
+                                 group="data", minimum=1, card=True)
     cache_dir: Path | None = option(None, "where tokenized data and downloads are cached", group="data",
                                     changes_result=False)
     # optimisation: None means the task's recipe, else the fallback (run_glue.py's defaults,
     # so a bare glue-run behaves like the script people know)
     learning_rate: float | None = option(None, "peak learning rate of AdamW", group="training", above=0,
-                                         fallback=2e-5)
+                                         fallback=2e-5, card=True)
     num_train_epochs: float | None = option(None, "passes over the training data (0: score the model as it is, "
-                                                  "recorded as untrained)", group="training", minimum=0, fallback=3.0)
+                                                  "recorded as untrained)", group="training", minimum=0, fallback=3.0,
+                                            card=True)
     batch_size: int | None = option(None, "examples per forward pass and device; a step takes this x "
                                           "--gradient-accumulation-steps", group="training", minimum=1,
-                                    fallback=32, flags=("--batch-size", "--per-device-train-batch-size"))
+                                    fallback=32, flags=("--batch-size", "--per-device-train-batch-size"), card=True)
     warmup_ratio: float | None = option(None, "share of the steps spent warming the learning rate up",
-                                        group="training", minimum=0, below=1, fallback=0.0)
+                                        group="training", minimum=0, below=1, fallback=0.0, card=True)
     weight_decay: float | None = option(None, "AdamW weight decay (never on biases and LayerNorm)", group="training",
-                                        minimum=0, fallback=0.0)
+                                        minimum=0, fallback=0.0, card=True)
     eval_batch_size: int | None = option(None, "examples per evaluation batch (default: 4 x --batch-size)",
                                          group="training", minimum=1, changes_result=False)
-    max_grad_norm: float = option(1.0, "clip the gradient norm to this", group="training", above=0)
-    gradient_accumulation_steps: int = option(1, "micro-batches per optimizer step", group="training", minimum=1)
+    max_grad_norm: float = option(1.0, "clip the gradient norm to this", group="training", above=0, card=True)
+    gradient_accumulation_steps: int = option(1, "micro-batches per optimizer step", group="training", minimum=1,
+                                              card=True)
     auto_batch_size: bool = option(False, "on CUDA out-of-memory, halve the examples per forward pass and "
                                           "accumulate twice as many (the effective batch, and so the results, "
                                           "stay the same)", group="training", changes_result=False)
@@ -134,15 +151,15 @@ class RunConfig:
     layer_lr_decay: float | None = option(None, "discriminative learning rates: the head trains at --learning-rate, "
                                                 "the top layer at F times that, each layer below at F times the one "
                                                 "above, the embeddings last (ELECTRA's layer-wise decay; off unless "
-                                                "given)", group="training", above=0, maximum=1)
+                                                "given)", group="training", above=0, maximum=1, card=True)
     freeze_layers: int = option(0, "freeze the embeddings and the lowest N layers for the whole run (0: none)",
-                                group="training", minimum=0)
+                                group="training", minimum=0, card=True)
     gradual_unfreezing: bool = option(False, "ULMFiT's gradual unfreezing: the first epoch trains only the head "
                                              "(classifier and pooler), each later epoch one more layer from the top, "
                                              "the embeddings last; --freeze-layers' layers stay frozen",
-                                      group="training")
+                                      group="training", card=True)
     seed: int = option(42, "seed of the data order, dropout and the new head", group="training", minimum=0,
-                       below=2**32)  # numpy's seeds are 32-bit
+                       below=2**32, card=True)  # numpy's seeds are 32-bit
     logging_steps: int = option(20, "read the loss back every N steps", group="training", minimum=1,
                                 changes_result=False)
     # hardware
@@ -181,7 +198,8 @@ class RunConfig:
     # 100 epochs at batch size 256), with the epochs cut to what a CPU does in minutes on a small task
     adapt_lm: str | None = option(None, "first train the encoder as a masked language model on 'task' (the task's "
                                         "training texts, labels unused) or on a text file (one document per line), "
-                                        "then fine-tune from the adapted weights", group="adaptation")
+                                        "then fine-tune from the adapted weights", group="adaptation",
+                                  local_path=lambda value: value != "task", card=True)
     adapt_epochs: float = option(3.0, "passes of masked-LM training over the texts", group="adaptation", above=0)
     adapt_learning_rate: float = option(1e-4, "peak learning rate of the masked-LM training", group="adaptation",
                                         above=0)
@@ -201,14 +219,9 @@ class RunConfig:
         Runs with the same identity are the same run: it must match to resume, and a finished
         run with it is already done."""
         identity = {k: v for k, v in self.to_json().items() if FIELDS[k].metadata["changes_result"]}
-        for key in ("model", "task", "data_dir", "train_file", "validation_file", "test_file"):
-            value = identity[key]
-            local = value and (Path(value).expanduser().exists() if key == "model" else
-                               value.endswith((".yaml", ".yml")) if key == "task" else True)
-            if local:
+        for key, value in identity.items():
+            if value and names_path(FIELDS[key], value):
                 identity[key] = str(Path(value).expanduser().resolve())
-        if self.adapt_lm and self.adapt_lm != "task":  # a texts file ("task": the task's own training texts)
-            identity["adapt_lm"] = str(Path(self.adapt_lm).expanduser().resolve())
         return identity
 
     def overrides(self) -> dict:
@@ -230,6 +243,12 @@ class RunConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+OWN_DATA = [f.name for f in dataclasses.fields(RunConfig) if f.metadata["own_data"]]  # what makes your own task
+
+
+def names_path(f: dataclasses.Field, value) -> bool:
+    """Whether this setting's value names a file or folder on this machine."""
+    return value_type(f) is Path or bool(f.metadata["local_path"] and f.metadata["local_path"](value))
 
 
 def flag(name: str) -> str:
@@ -342,7 +361,7 @@ def check_paths(cfg: RunConfig) -> None:
 
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
-        if value is None or not (value_type(f) is Path or f.name == "model"):
+        if value is None or not (value_type(f) is Path or f.metadata["local_path"]):
             continue
         name = (f.metadata["flags"] or (flag(f.name),))[0]
         try:
@@ -394,7 +413,7 @@ def configs_from_args(args: argparse.Namespace, grid=None) -> list[RunConfig]:
     if common["probe"] and any(task.predict_with for task in tasks.values()):
         raise GlueRunnerError("--probe trains a head for each task on its own training data, and AX has none; "
                               "drop ax from --task")
-    own_only = [f for f in ("label_columns", "label_delimiter", "problem_type") if common[f] is not None]
+    own_only = [name for name in OWN_DATA if FIELDS[name].metadata["own_data"] == "labels" and common[name] is not None]
     glue = [task.name for task in tasks.values() if not task.own]
     if own_only and glue:
         raise GlueRunnerError(f"{', '.join(flag(f) for f in own_only)} describe your own data's labels, but "

@@ -181,15 +181,22 @@ def get_task(name: str) -> TaskSpec:
     return tasks[key]
 
 
+def is_task_file(task: str | None) -> bool:
+    """--task names your own task file, not a GLUE task."""
+    return bool(task) and task.endswith((".yaml", ".yml"))
+
+
 def task_for(cfg: RunConfig) -> TaskSpec:
     """The run's task: a GLUE task by name, your own task file (--task my_task.yaml), or, with
     --train-file and no --task, a task read from your files. A task of your own without label
     names takes them from its training file."""
-    if cfg.task and not cfg.task.endswith((".yaml", ".yml")):
+    from .cli import OWN_DATA
+
+    if cfg.task and not is_task_file(cfg.task):
         return get_task(cfg.task)
     train = Path(cfg.train_file) if cfg.train_file else None
     stamp = train.stat().st_mtime_ns if train and train.is_file() else None
-    return _own_task(cfg.task, tuple(getattr(cfg, k) for k in OWN_TASK_SETTINGS), stamp)
+    return _own_task(cfg.task, tuple((k, getattr(cfg, k)) for k in OWN_DATA), stamp)
 
 
 @cache
@@ -198,16 +205,13 @@ def _own_task(task: str, settings: tuple, train_file_stamp: int | None) -> TaskS
     cache's key: the task, the run's file and label settings, and when the training file changed."""
     from .cli import RunConfig
 
-    cfg = RunConfig(task=task, model="", **dict(zip(OWN_TASK_SETTINGS, settings)))
+    cfg = RunConfig(task=task, model="", **dict(settings))
     spec = _task_file(Path(task)) if task else _task_from_files(cfg)
     if spec.label_names or spec.regression:
         return spec
     files = split_files(spec, cfg, with_test=False)
     return replace(spec, label_names=_label_set(files["train"], spec))
 
-
-OWN_TASK_SETTINGS = ("train_file", "validation_file", "test_file", "text_columns", "label_column", "label_columns",
-                     "label_delimiter", "problem_type")
 
 
 def _task_file(path: Path) -> TaskSpec:

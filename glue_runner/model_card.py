@@ -14,19 +14,9 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from . import __version__
+from .cli import FIELDS, flag
 from .data import TaskSpec
 
-SETTINGS = {  # the record's config key -> its name on the card
-    "learning_rate": "learning rate",
-    "num_train_epochs": "epochs",
-    "batch_size": "batch size (per device)",
-    "gradient_accumulation_steps": "gradient accumulation steps",
-    "warmup_ratio": "warm-up ratio",
-    "weight_decay": "weight decay",
-    "max_grad_norm": "max gradient norm",
-    "max_seq_length": "max sequence length",
-    "seed": "seed",
-}
 
 
 def text(record: dict, task: TaskSpec) -> str:
@@ -97,7 +87,8 @@ def body(record: dict, task: TaskSpec, data: ModelCardData, base: str) -> str:
               f"With glue-runner {__version__}: `glue-run --task {cfg['task'] or task.name} --model {base}` and these "
               "settings.", "",
               "| setting | value |", "|---|---|"]
-    lines += [f"| {name} | {cfg[key]} |" for key, name in SETTINGS.items()]
+    lines += [f"| {flag(name)} | {cfg[name]} |" for name, f in FIELDS.items()
+              if f.metadata["card"] and cfg.get(name) is not None]
     lines += [f"| precision | {'fp16' if cfg['fp16'] else 'bf16' if cfg['bf16'] else 'float32'} |",
               f"| training examples | {record['data']['examples'].get('train', 0)} |"]
     if record["train"]:

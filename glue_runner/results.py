@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .data import is_task_file
 from .errors import GlueRunnerError
 
 if TYPE_CHECKING:  # cli.py makes the config; nothing here needs cli at import time
@@ -463,7 +464,7 @@ def load_runs(results_dir: Path) -> tuple[list[dict], list[Unreadable]]:
 def run_notes(record: dict) -> list[str]:
     """What a reader of a table must know before comparing this run with others."""
     config, notes = record.get("config", {}), []
-    own_task = not config.get("task") or str(config["task"]).endswith((".yaml", ".yml"))
+    own_task = not config.get("task") or is_task_file(str(config["task"]))
     if config.get("train_file") or config.get("validation_file") or (own_task and "config" in record):
         notes.append("own data")
     if config.get("max_train_samples"):

@@ -114,10 +114,12 @@ def test_save_model_writes_a_model_card_with_the_dev_results(run_cli):
     metadata = metadata_load(path)
     assert metadata["model-index"][0]["name"] == "tiny-bert-finetuned-mnli"
     assert metadata["datasets"] == ["nyu-mll/glue"] and "base_model" not in metadata  # a local folder: no Hub id
-    for line in ("| learning rate | 0.001 |", "| epochs | 2.0 |", "| batch size (per device) | 8 |", "| seed | 42 |",
-                 "| warm-up ratio | 0.1 |", "| weight decay | 0.01 |", "| max sequence length | 128 |",
+    for line in ("| --learning-rate | 0.001 |", "| --num-train-epochs | 2.0 |", "| --batch-size | 8 |", "| --seed | 42 |",
+                 "| --warmup-ratio | 0.1 |", "| --weight-decay | 0.01 |", "| --max-seq-length | 128 |",
+                 "| --freeze-layers | 0 |",
                  f"glue-runner {__version__}", "fine-tuned from `tiny-bert` on GLUE MNLI"):
         assert line in card.text
+    assert "--layer-lr-decay" not in card.text  # not set
 
     on_the_hub = ModelCard(model_card.text({**record, "model": "bert-base-uncased"}, get_task("mnli")))
     assert on_the_hub.data.base_model == "bert-base-uncased"
