@@ -350,13 +350,7 @@ def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, conso
     with stage(f"tokenizing {task.name}"):
         tokenized = data.tokenize(splits, task, loaded.tokenizer, cfg.max_seq_length, cfg.cache_dir)
     pad_id = loaded.tokenizer.pad_token_id or 0
-    say(f"[bold]{task.name}[/] · {results.model_name(cfg)} · seed {cfg.seed} · {rt.device}"
-        f"{' x' + str(rt.world_size) if rt.distributed else ''}"
-        f"{' · ' + str(rt.amp_dtype).removeprefix('torch.') if rt.amp_dtype else ''} · "
-        + ", ".join(f"{n} {len(d)}" for n, d in tokenized.items())
-        + (" · probe: a linear head on the frozen encoder's features" if cfg.probe else
-           f" · trains {layers.trained_parameters(loaded.model, cfg):,} of "
-           f"{sum(p.numel() for p in loaded.model.parameters()):,} parameters" if task.train_split else ""))
+    say(headline(cfg, task, rt, tokenized, loaded.model))
 
     stats = None
     with ProgressBar(console, rt) as bar, tracker:
@@ -378,18 +372,39 @@ def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, conso
     if adaptation:
         record["adaptation"] = {k: v for k, v in adaptation.items() if k != "identity"}  # the run's own is there
     if rt.is_main:
-        if cfg.save_model:
-            save_model(loaded, output_dir / "model", model_card.text(record, task))
-        results.write_run(output_dir, record, files)
-        results.update_tables(Path(cfg.results_dir))
-        # metrics.json now holds the result (and --save-model the weights): the checkpoints,
-        # up to three copies of the model each, are only for an unfinished run
-        results.remove_checkpoints(output_dir)
+        write_results(cfg, task, output_dir, loaded, record, files)
         say(metrics_table(task, results.model_name(cfg), evaluation.metrics))
         for split, scores in evaluation.details.get("per_label", {}).items():
             say(per_label_table(f"{task.name} {split}, per label", scores))
         say(f"wrote {output_dir}", highlight=False, soft_wrap=True)  # whole, never wrapped mid-word
     return Outcome(record, output_dir), loaded
+
+
+def headline(cfg: RunConfig, task: TaskSpec, rt: Runtime, tokenized: dict, model: torch.nn.Module) -> str:
+    """The run's first line: what trains on what, where."""
+    if cfg.probe:
+        trains = " · probe: a linear head on the frozen encoder's features"
+    elif task.train_split:
+        trains = (f" · trains {layers.trained_parameters(model, cfg):,} of "
+                  f"{sum(p.numel() for p in model.parameters()):,} parameters")
+    else:
+        trains = ""
+    return (f"[bold]{task.name}[/] · {results.model_name(cfg)} · seed {cfg.seed} · {rt.device}"
+            f"{' x' + str(rt.world_size) if rt.distributed else ''}"
+            f"{' · ' + str(rt.amp_dtype).removeprefix('torch.') if rt.amp_dtype else ''} · "
+            + ", ".join(f"{n} {len(d)}" for n, d in tokenized.items()) + trains)
+
+
+def write_results(cfg: RunConfig, task: TaskSpec, output_dir: Path, loaded: LoadedModel, record: dict,
+                  files: dict) -> None:
+    """The saved model (--save-model), the run's files and the tables; then the checkpoints go."""
+    if cfg.save_model:
+        save_model(loaded, output_dir / "model", model_card.text(record, task))
+    results.write_run(output_dir, record, files)
+    results.update_tables(Path(cfg.results_dir))
+    # metrics.json now holds the result (and --save-model the weights): the checkpoints,
+    # up to three copies of the model each, are only for an unfinished run
+    results.remove_checkpoints(output_dir)
 
 
 def source_model(task: TaskSpec, cfg: RunConfig, say) -> LoadedModel | None:
