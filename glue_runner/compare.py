@@ -551,15 +551,11 @@ def show(console, results_dir: Path, a: str, b: str, tasks: list[str] | None = N
          markdown_file: Path | None = None) -> None:
     """Build the comparison, print it, draw it as the leaderboard's chart with each verdict over
     its group, and write it to markdown_file if given."""
-    import matplotlib.pyplot as plt
     from rich.console import Console
 
     report = build(results_dir, a, b, tasks)
-    figure, png = leaderboard.chart(report.board, report.verdicts()), chart_path(results_dir, a, b)
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    figure.savefig(tmp, dpi=120)
-    plt.close(figure)
-    tmp.replace(png)
+    png = chart_path(results_dir, a, b)
+    results.write_atomic(png, results.png(leaderboard.chart(report.board, report.verdicts())))
     # Piped output has no width to fit: give the wide table room instead of wrapping every cell.
     out = Console(width=None if sys.stdout.isatty() else 250)
     out.print(rich_table(*table(report), f"Is B really better than A? A = {a}, B = {b}"))

@@ -9,7 +9,6 @@ the sample standard deviation over seeds (shown from two seeds on).
 
 import datetime
 import json
-import os
 import statistics
 import sys
 import textwrap
@@ -452,22 +451,5 @@ def write(board: Board, results_dir: Path) -> list[Path]:
     md, csv_path, png = (results_dir / f"leaderboard.{ext}" for ext in ("md", "csv", "png"))
     results.write_atomic(md, markdown(board))
     results.write_atomic(csv_path, csv_text(board))
-    # matplotlib writes bytes itself: a temporary name of its own (glue-runs that end at the same moment
-    # each write the board), then rename, as write_atomic does for text
-    import tempfile
-
-    import matplotlib.pyplot as plt
-
-    fd, name = tempfile.mkstemp(dir=results_dir, prefix=f".{png.name}.", suffix=".tmp.png")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        fig = chart(board)
-        fig.savefig(tmp, dpi=120, format="png")
-        plt.close(fig)
-        os.chmod(tmp, 0o666 & ~results.UMASK)  # mkstemp makes 0600 files
-        tmp.replace(png)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    results.write_atomic(png, results.png(chart(board)))
     return [md, csv_path, png]

@@ -18,9 +18,7 @@ from .cli import FIELDS, flag
 from .data import TaskSpec
 
 
-
 def text(record: dict, task: TaskSpec) -> str:
-    cfg = record["config"]
     # a local folder's path means nothing on the Hub (and may say too much): name it, link nothing
     base = None if Path(record["model"]).expanduser().exists() else record["model"]
     data = ModelCardData(

@@ -12,6 +12,7 @@ the same result for every seed.
 from __future__ import annotations
 
 import hashlib
+import io
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
+from . import results
 from .errors import GlueRunnerError
 from .train import TrainStats, predict
 
@@ -43,10 +45,9 @@ def features(model: torch.nn.Module, dataset, split: str, cfg: RunConfig, rt: Ru
         return np.load(path)
     found = predict(model, dataset, cfg, rt, pad_id=pad_id, on_batch=on_batch, read=pooled)
     if rt.is_main:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.npy")
-        np.save(tmp, found)
-        tmp.replace(path)  # another run reading the cache never sees half a file
+        file = io.BytesIO()
+        np.save(file, found)
+        results.write_atomic(path, file.getvalue())  # another run reading the cache never sees half a file
     return found
 
 

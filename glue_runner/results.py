@@ -81,8 +81,18 @@ def _staged(path: Path, text: str | bytes) -> Path:
     return Path(tmp)
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str | bytes) -> None:
     os.replace(_staged(path, text), path)
+
+
+def png(figure) -> bytes:
+    """A matplotlib figure as PNG bytes, for write_atomic or a run's files; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    picture = io.BytesIO()
+    figure.savefig(picture, format="png", dpi=120)
+    plt.close(figure)
+    return picture.getvalue()
 
 
 def _fsync(path: Path) -> None:

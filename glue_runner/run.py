@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import datetime
-import io
 import json
 import math
 import pickle
@@ -571,16 +570,12 @@ def prediction_files(labels: Labels, splits: dict, dev: dict, test: dict) -> dic
 
 def confusion_files(labels: Labels, matrices: dict) -> dict[str, str | bytes]:
     """Each dev split's confusion matrix as a table (rows: true labels, columns: predicted) and a picture."""
-    import matplotlib.pyplot as plt
-
     files = {}
     for split, matrix in matrices.items():
         files[f"confusion_{split}.csv"] = results.delimited_text(
             ["true \\ predicted", *labels.names], [[name, *row] for name, row in zip(labels.names, matrix)], ",")
-        figure, picture = confusion_figure(matrix, list(labels.names), f"confusion matrix, {split}"), io.BytesIO()
-        figure.savefig(picture, format="png", dpi=120)
-        plt.close(figure)
-        files[f"confusion_{split}.png"] = picture.getvalue()
+        files[f"confusion_{split}.png"] = results.png(confusion_figure(matrix, list(labels.names),
+                                                                        f"confusion matrix, {split}"))
     return files
 
 

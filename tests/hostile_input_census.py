@@ -55,7 +55,6 @@ import io
 import json
 import math
 import os
-import random
 import re
 import shutil
 import signal

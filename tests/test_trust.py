@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from glue_runner import results, run
-from glue_runner.errors import GlueRunnerError
 
 FAST = ["--num-train-epochs", "1", "--batch-size", "8", "--learning-rate", "1e-3", "--max-train-samples", "16"]
 RUNS = Path("results") / "runs"
