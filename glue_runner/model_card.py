@@ -87,6 +87,10 @@ def body(record: dict, task: TaskSpec, data: ModelCardData, base: str) -> str:
               "| setting | value |", "|---|---|"]
     lines += [f"| {flag(name)} | {cfg[name]} |" for name, f in FIELDS.items()
               if f.metadata["card"] and cfg.get(name) is not None]
+    threshold = record.get("details", {}).get("threshold")
+    if threshold:  # saved in config.json as multi_label_threshold too
+        chosen = f" (chosen on the {threshold['chosen_on']} split)" if threshold["chosen_on"] else ""
+        lines += [f"| multi-label threshold | {threshold['value']:g}{chosen} |"]
     lines += [f"| precision | {'fp16' if cfg['fp16'] else 'bf16' if cfg['bf16'] else 'float32'} |",
               f"| training examples | {record['data']['examples'].get('train', 0)} |"]
     if record["train"]:

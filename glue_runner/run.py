@@ -134,13 +134,14 @@ def load_model(task: TaskSpec, cfg: RunConfig, say=lambda *a, **k: None) -> Load
             raise GlueRunnerError(
                 f"'{cfg.model}' has a classification head with {config.num_labels} output(s) but {task.name} needs "
                 f"{task.num_labels}; pass --ignore-mismatched-sizes to replace the head with a fresh one")
+        # by name, whatever the case: GLUE's checkpoints name MNLI's labels ENTAILMENT, entailment, ...
         theirs = {name.lower(): int(i) for i, name in config.id2label.items()}
         if task.regression:
             reused = config.problem_type != "regression"
         else:
-            reused = _generic_labels(config) or set(theirs) != set(task.label_names)
+            reused = _generic_labels(config) or set(theirs) != {name.lower() for name in task.label_names}
             if not reused:
-                to_model = tuple(theirs[name] for name in task.label_names)
+                to_model = tuple(theirs[name.lower()] for name in task.label_names)
         if to_model != tuple(range(task.num_labels)):
             say(f"[cyan]{cfg.model} is already fine-tuned on these labels; using its label order[/]")
         if reused:
@@ -156,8 +157,9 @@ def load_model(task: TaskSpec, cfg: RunConfig, say=lambda *a, **k: None) -> Load
         if not task.regression:
             kwargs["id2label"] = dict(enumerate(task.label_names))
             kwargs["label2id"] = {n: i for i, n in enumerate(task.label_names)}
-    if task.regression or task.multi_label:
-        kwargs["problem_type"] = data.PROBLEM_TYPES[task.problem_type]  # regression: MSE; multi_label: BCE per label
+    # the loss: MSE, BCE per label, or cross-entropy; said even for the default, so a checkpoint made
+    # for another kind of task (a multi-label head trained further on classes) does not keep its own
+    kwargs["problem_type"] = data.PROBLEM_TYPES[task.problem_type]
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             cfg.model, dtype=torch.float32,  # float32 master weights, whatever the checkpoint stores
@@ -170,6 +172,10 @@ def load_model(task: TaskSpec, cfg: RunConfig, say=lambda *a, **k: None) -> Load
         raise GlueRunnerError(
             f"'{cfg.model}' has pickled weights (pytorch_model.bin) holding objects other than tensors, which "
             "could run code, so they were not loaded; use a model with model.safetensors") from None
+    saved = getattr(model.config, "multi_label_threshold", None)
+    if task.multi_label and saved not in (None, cfg.threshold) and not cfg.tune_threshold:
+        say(f"[cyan]{cfg.model} was saved with the multi-label threshold {saved}; this run uses {cfg.threshold} "
+            f"(pass --threshold {saved} to score it as it was)[/]", soft_wrap=True)
     return LoadedModel(model, tokenizer, Labels(task, to_model, cfg.threshold))
 
 
@@ -223,6 +229,8 @@ def save_model(loaded: LoadedModel, folder: Path, card: str) -> None:
     if not labels.regression:
         loaded.model.config.id2label = {m: name for m, name in zip(labels.to_model, labels.names)}
         loaded.model.config.label2id = {name: m for m, name in loaded.model.config.id2label.items()}
+    if labels.multi_label:  # the threshold its scores were made with (perhaps chosen on the dev set)
+        loaded.model.config.multi_label_threshold = labels.threshold
     results.write_model(folder, loaded.model, loaded.tokenizer, {"README.md": card})
 
 
@@ -372,7 +380,7 @@ def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, conso
         record["adaptation"] = {k: v for k, v in adaptation.items() if k != "identity"}  # the run's own is there
     if rt.is_main:
         write_results(cfg, task, output_dir, loaded, record, files)
-        say(metrics_table(task, results.model_name(cfg), evaluation.metrics))
+        say(metrics_table(task, results.model_name(cfg), evaluation.metrics, evaluation.details.get("threshold")))
         for split, scores in evaluation.details.get("per_label", {}).items():
             say(per_label_table(f"{task.name} {split}, per label", scores))
         say(f"wrote {output_dir}", highlight=False, soft_wrap=True)  # whole, never wrapped mid-word
@@ -613,10 +621,14 @@ def finite_or_none(value: float, name: str, say) -> float | None:
     return None
 
 
-def metrics_table(task: TaskSpec, name: str, metrics: dict):
+def metrics_table(task: TaskSpec, name: str, metrics: dict, threshold: dict | None = None):
     from rich.table import Table
 
-    table = Table(title=f"{task.name} · {name}")
+    caption = None
+    if threshold:
+        caption = f"multi-label threshold {threshold['value']:g}" + (
+            f", chosen on {threshold['chosen_on']} (so these scores are optimistic)" if threshold["chosen_on"] else "")
+    table = Table(title=f"{task.name} · {name}", caption=caption)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.items():

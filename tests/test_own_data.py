@@ -4,6 +4,7 @@ your own, end to end with the tiny model (tests/conftest.py)."""
 import csv
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -307,3 +308,55 @@ def test_a_model_card_for_your_own_task_file_names_its_files(run_cli, tmp_path):
     assert {(r.dataset_type, r.dataset_name) for r in card.data.eval_results} == {("csv", "dev.tsv")}
     assert "own data (train `train.tsv`, validation `dev.tsv`) for the task `emotions`" in card.text
     assert "GLUE" not in card.text and f"--task {task_file}" in card.text
+
+
+def test_a_saved_model_with_capital_label_names_keeps_its_order(run_cli, tmp_path, capsys):
+    """Reloaded on its own data, a model's head is read in its own order, whatever the case of the
+    label names (their case once made them all look new, and the head was read in the wrong order)."""
+    upper = {t: t.capitalize() for t in TOPICS}
+    train, dev = (news(tmp_path / name, n, seed=seed) for name, n, seed in (("t.csv", 40, 0), ("d.csv", 20, 1)))
+    for path in (train, dev):
+        path.write_text("".join(upper.get(w, w) for w in re.split(r"(\w+)", path.read_text())))
+    assert run_cli("--train-file", str(train), "--validation-file", str(dev), "--label-column", "topic", *FAST,
+                   "--num-train-epochs", "3", "--save-model", "--output-dir", "run", data=False) == 0
+    trained = record("run")["metrics"]["accuracy"]
+    # the same model, its head's outputs permuted: translated back by name, it scores the same
+    config = json.loads(Path("run/model/config.json").read_text())
+    config["id2label"] = {str(4 - int(i)): name for i, name in config["id2label"].items()}
+    config["label2id"] = {name: int(i) for i, name in config["id2label"].items()}
+    import safetensors.torch
+
+    weights = safetensors.torch.load_file("run/model/model.safetensors")
+    for key in ("classifier.weight", "classifier.bias"):
+        weights[key] = weights[key].flip(0).contiguous()
+    safetensors.torch.save_file(weights, "run/model/model.safetensors", metadata={"format": "pt"})
+    Path("run/model/config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert run_cli("--train-file", str(train), "--validation-file", str(dev), "--label-column", "topic",
+                   "--num-train-epochs", "0", "--output-dir", "again", data=False, model=False,
+                   *["--model", "run/model"]) == 0
+    assert "already fine-tuned on these labels; using its label order" in capsys.readouterr().err
+    assert record("again")["metrics"]["accuracy"] == trained
+
+
+def test_a_multi_label_head_trained_further_on_classes_gets_their_loss(run_cli, tmp_path):
+    train = tagged(tmp_path / "tagged.tsv", 48)
+    assert run_cli("--train-file", str(train), "--validation-file", str(train), "--label-column", "topics",
+                   "--label-delimiter", "|", *FAST, "--save-model", "--output-dir", "multi", data=False) == 0
+    news_train = news(tmp_path / "news.csv")
+    assert run_cli("--train-file", str(news_train), "--validation-file", str(news_train), "--label-column", "topic",
+                   *FAST, "--output-dir", "single", data=False, model=False, *["--model", "multi/model"]) == 0
+    assert set(record("single")["metrics"]) == {"accuracy", "f1_macro", "combined_score"}
+
+
+def test_a_saved_multi_label_model_keeps_its_threshold(run_cli, tmp_path, capsys):
+    train, dev = tagged(tmp_path / "train.tsv", 48), tagged(tmp_path / "dev.tsv", 24, seed=1)
+    args = ["--train-file", str(train), "--validation-file", str(dev), "--label-column", "topics",
+            "--label-delimiter", "|"]
+    assert run_cli(*args, *FAST, "--threshold", "0.3", "--save-model", "--output-dir", "run", data=False) == 0
+    assert "multi-label threshold 0.3" in capsys.readouterr().err
+    assert json.loads(Path("run/model/config.json").read_text())["multi_label_threshold"] == 0.3
+    assert "| multi-label threshold | 0.3 |" in Path("run/model/README.md").read_text()
+    assert run_cli(*args, "--num-train-epochs", "0", "--output-dir", "again", data=False, model=False,
+                   *["--model", "run/model"]) == 0
+    assert "saved with the multi-label threshold 0.3; this run uses 0.5 (pass --threshold 0.3" in capsys.readouterr().err
