@@ -77,6 +77,8 @@ class TaskSpec:
     predict_with: str | None = None  # AX: predictions come from an MNLI model
     recipe: dict = field(default_factory=dict)
     submission_labels: str = "index"  # in a GLUE submission: "index" (position in label_names) or "names"
+    # label_names read from the training file's values: a label is only ever its name, never a position
+    labels_from_data: bool = False
     source: str = ""  # the file it was read from, for messages
 
     @property
@@ -210,7 +212,22 @@ def _own_task(task: str, settings: tuple, train_file_stamp: int | None) -> TaskS
     if spec.label_names or spec.regression:
         return spec
     files = split_files(spec, cfg, with_test=False)
-    return replace(spec, label_names=_label_set(files["train"], spec))
+    names = _label_set(files["train"], spec)
+    if not task and not cfg.problem_type:
+        _check_not_lists(names, files["train"], cfg)
+    return replace(spec, label_names=names, labels_from_data=True)
+
+
+def _check_not_lists(names: tuple[str, ...], path: Path, cfg: RunConfig) -> None:
+    """Labels that look like lists ('sports|politics') read as single labels would make every
+    combination a class of its own: ask which was meant."""
+    for delimiter in ("|", ";", ","):
+        lists = [n for n in names if delimiter in n]
+        if len(lists) >= 2 and len(lists) >= len(names) / 4:
+            raise GlueRunnerError(
+                f"{path}: labels such as {_shown(lists, 3)} in column '{cfg.label_column}' look like lists; for "
+                f"multi-label data pass --label-delimiter \"{delimiter}\", or --problem-type single_label to train "
+                "each combination as a class of its own")
 
 
 
@@ -239,8 +256,12 @@ def _task_from_files(cfg: RunConfig) -> TaskSpec:
     labels = tuple(cfg.label_columns or ()) or (cfg.label_column,)
     missing = [c for c in (*labels, *(cfg.text_columns or ())) if c not in header]
     if missing:
-        raise GlueRunnerError(f"{path}: no column {_shown(missing)}; the header has {_shown(header)}. Name the label "
-                              "column with --label-column (or --label-columns) and the text with --text-columns")
+        headerless = any(c.isdigit() for c in missing)  # a column asked for by position
+        raise GlueRunnerError(
+            f"{path}: no column {_shown(missing)}; the header has {_shown(header)}. Name the label column with "
+            "--label-column (or --label-columns) and the text with --text-columns" +
+            ("; a file without a header needs a task file of your own, with its columns by position "
+             "(README: Your own data)" if headerless else ""))
     text = list(cfg.text_columns or [c for c in header if c not in (*labels, "idx", "index")])
     if not 1 <= len(text) <= 2:
         raise GlueRunnerError(f"{path}: {len(text)} columns could hold the text ({_shown(text)}); name the text "
@@ -252,6 +273,8 @@ def _task_from_files(cfg: RunConfig) -> TaskSpec:
         raise GlueRunnerError("--problem-type multi_label needs --label-delimiter (the labels as a list in one column, "
                               "e.g. ',') or --label-columns (one 0/1 column per label)")
     name = safe_task_name(path.parent.name if path.stem.lower() in ("train", "training") else path.stem)
+    if name in registry():  # a file called sst2.csv holds your data, not GLUE's: never its task's name
+        name += "_own"
     splits = {"train": SplitSpec(str(path)), "validation": SplitSpec(str(cfg.validation_file or "")),
               "test": SplitSpec(str(cfg.test_file or ""))}
     return TaskSpec(name=name, text_fields=fields, metrics=DEFAULT_METRICS[problem], splits=splits,
@@ -289,6 +312,11 @@ def _label_set(path: Path, task: TaskSpec) -> tuple[str, ...]:
         found.update(_split_labels(text, task) if task.multi_label else [text])
     if not found:
         raise GlueRunnerError(f"{path}: no labels in column {_shown([columns['label']])}; check the file")
+    if len(found) > 200 and len(found) > len(rows) / 2:
+        raise GlueRunnerError(
+            f"{path}: column {_shown([columns['label']])} holds {len(found):,} different values in {len(rows):,} rows, "
+            "too many to be classes; if they are scores, pass --problem-type regression, and if the column is text, "
+            "name the label column with --label-column")
     return tuple(sorted(found, key=lambda n: (0, int(n), "") if n.isascii() and n.isdigit() else (1, 0, n)))
 
 
@@ -320,7 +348,15 @@ def load_splits(task: TaskSpec, cfg: RunConfig, log=print, with_test: bool = Tru
             log(f"[yellow]{split.source}: skipped {split.skipped} malformed row(s) short of columns[/]")
         if len(split.dataset) == 0:
             raise GlueRunnerError(f"{split.source}: the {name} split has no usable rows; check the file")
-    return _subsample(splits, cfg)
+    splits = _subsample(splits, cfg)
+    if task.multi_label and "train" in splits:
+        import numpy as np
+
+        never = [n for n, count in zip(task.label_names, np.sum(splits["train"].dataset["label"], axis=0)) if not count]
+        if never:
+            log(f"[yellow]{splits['train'].source}: label(s) {_shown(never)} never occur in the training data "
+                "(as used), so they will never be predicted[/]")
+    return splits
 
 
 def own_files(cfg: RunConfig) -> bool:
@@ -387,9 +423,12 @@ def _own_split_files(task: TaskSpec, cfg: RunConfig, with_test: bool) -> dict[st
 
 def _read_split(path: Path, task: TaskSpec, split: str, cfg: RunConfig) -> RawSplit:
     glue_layout = not task.own and not own_files(cfg)  # GLUE's own TSV files: raw text, no quoting
-    rows, skipped = _read_rows(path, task, split, _columns(task, split, cfg),
-                               csv.QUOTE_NONE if glue_layout else _quoting(task))
-    return _to_dataset(rows, path, task, split, skipped)
+    columns, quoting = _columns(task, split, cfg), csv.QUOTE_NONE if glue_layout else _quoting(task)
+    rows, skipped = _read_rows(path, task, split, columns, quoting)
+    # The same file read another way (another label column, labels as a list, a score) gives other
+    # labels: the tokenization cache must not serve one reading's labels to another.
+    reading = (columns, quoting, task.problem_type, task.label_names, task.label_delimiter, task.label_columns)
+    return _to_dataset(rows, path, task, split, skipped, reading)
 
 
 def _columns(task: TaskSpec, split: str, cfg: RunConfig) -> dict:
@@ -559,7 +598,7 @@ def _shown(values: list, limit: int = 8) -> str:
     return ", ".join(shown) + (f", … ({len(values)} in all)" if len(values) > limit else "")
 
 
-def _to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int) -> RawSplit:
+def _to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int, reading: tuple) -> RawSplit:
     data = {"idx": [], **{f: [] for f in task.text_fields}}
     has_labels = not split.startswith("test")
     if has_labels:
@@ -581,7 +620,7 @@ def _to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int
                              datasets.Sequence(datasets.Value("float32"), length=task.num_labels) if task.multi_label
                              else datasets.ClassLabel(names=list(task.label_names)))
     dataset = datasets.Dataset.from_dict(data, features=datasets.Features(features))
-    return RawSplit(dataset, str(path), _file_fingerprint(path, split), skipped)
+    return RawSplit(dataset, str(path), _file_fingerprint(path, f"{split}|{reading}"), skipped)
 
 
 def _file_fingerprint(path: Path, split: str) -> str:
@@ -637,8 +676,8 @@ def _parse_label(row: dict, task: TaskSpec, path: Path, line_num: int, unknown: 
     for label in _split_labels(text, task) if task.multi_label else [text]:
         if label in task.label_names:
             positions.append(task.label_names.index(label))
-        elif label.isascii() and label.isdigit() and int(label) < task.num_labels:  # isdigit alone takes '²'
-            positions.append(int(label))
+        elif not task.labels_from_data and label.isascii() and label.isdigit() and int(label) < task.num_labels:
+            positions.append(int(label))  # (isdigit alone takes '²')
         else:
             unknown.setdefault(label, line_num)
     if not task.multi_label:
@@ -656,7 +695,8 @@ def _parse_flag(value, name: str, path: Path, line_num: int) -> float:
 
 
 def _unknown_labels(unknown: dict, task: TaskSpec, path: Path, split: str) -> GlueRunnerError:
-    names = ", ".join(f"{i}={n}" for i, n in enumerate(task.label_names))
+    names = ", ".join(f"{i}={n}" for i, n in enumerate(task.label_names[:20]))
+    names += f", … ({len(task.label_names)} in all)" if len(task.label_names) > 20 else ""
     labels, first = list(unknown), min(unknown.values())
     what = f"label {_shown(labels)}" if len(labels) == 1 else f"labels {_shown(labels)} (the first)"
     if not task.own:

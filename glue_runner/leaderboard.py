@@ -270,6 +270,9 @@ def build(results_dir: Path, models: list[str] | None = None, tasks: list[str] |
         check_models(runs, models, results_dir)
     rows = [r for r in rows_from_runs(latest_runs(runs, models, since), columns) if r.cells]
     if not rows and not reference:
+        if own_data_runs and not runs:
+            raise GlueRunnerError(f"the {own_data_runs} finished run(s) under {results_dir} are on your own data or "
+                                  "tasks, which have no GLUE columns; runs.md there lists them with their scores")
         raise GlueRunnerError(f"no finished runs under {results_dir} match (no metrics.json); "
                               "run glue-run --task ... first, or loosen --model/--task/--since")
     return Board(columns, rows + (reference_rows(columns) if reference else []), unreadable, own_data_runs)

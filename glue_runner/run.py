@@ -13,6 +13,7 @@ import platform
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -321,7 +322,8 @@ def run(cfg: RunConfig, console: Console, model: LoadedModel | None = None) -> t
     if not task.train_split:
         cfg = replace(cfg, do_predict=True)  # a test-only task (AX) exists to be predicted
     rt = setup_runtime(cfg)
-    say = console.print if rt.is_main else (lambda *a, **k: None)
+    # soft_wrap: a line longer than the terminal is left for it to fold, so paths stay whole for copying
+    say = partial(console.print, soft_wrap=True) if rt.is_main else (lambda *a, **k: None)
     folder = results.run_folder(cfg, task.name)
     plan = results.plan(cfg, task.name)
     if not plan.done or cfg.overwrite:

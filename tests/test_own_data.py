@@ -360,3 +360,77 @@ def test_a_saved_multi_label_model_keeps_its_threshold(run_cli, tmp_path, capsys
     assert run_cli(*args, "--num-train-epochs", "0", "--output-dir", "again", data=False, model=False,
                    *["--model", "run/model"]) == 0
     assert "saved with the multi-label threshold 0.3; this run uses 0.5 (pass --threshold 0.3" in capsys.readouterr().err
+
+
+def test_the_same_file_read_with_other_labels_is_tokenized_again(tiny_bert, tmp_path):
+    """The tokenization cache is keyed on how a file is read: another label column, or scores where
+    there were classes, never get the labels of an earlier reading of the same file."""
+    from transformers import AutoTokenizer
+
+    rows = ["text,topic,stars"] + [f"the {w} film {i},{w},{1 + i % 5}" for i in range(10) for w in ("cat", "dog")]
+    (tmp_path / "films.csv").write_text("\n".join(rows) + "\n")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+
+    def labels(**settings):
+        cfg = RunConfig(model="m", train_file=tmp_path / "films.csv", validation_file=tmp_path / "films.csv",
+                        text_columns=("text",), **settings)
+        task = data.task_for(cfg)
+        tokenized = data.tokenize(data.load_splits(task, cfg, log=lambda *a: None), task, tokenizer, 32,
+                                  tmp_path / "cache")
+        return tokenized["train"]["label"]
+
+    assert labels(label_column="topic")[:4] == [0, 1, 0, 1]  # cat, dog
+    assert labels(label_column="stars")[:4] == [0, 0, 1, 1]  # stars 1, 1, 2, 2 as classes
+    assert labels(label_column="stars", problem_type="regression")[:4] == [1.0, 1.0, 2.0, 2.0]  # the scores
+
+
+def test_a_label_written_as_a_digit_is_a_name_not_a_position(run_cli, tmp_path, capsys):
+    """Labels 0, 2 and 5 from the training file: a '1' in validation is a label never trained on,
+    not the second of them."""
+    (tmp_path / "t.csv").write_text("text,grade\n" + "".join(f"essay {i},{(0, 2, 5)[i % 3]}\n" for i in range(12)))
+    (tmp_path / "d.csv").write_text("text,grade\nessay a,1\nessay b,2\n")
+    assert run_cli("--train-file", str(tmp_path / "t.csv"), "--validation-file", str(tmp_path / "d.csv"),
+                   "--label-column", "grade", *FAST, data=False) == 2
+    assert "label '1' is not among t's labels (0=0, 1=2, 2=5)" in capsys.readouterr().err
+
+
+def test_labels_that_look_like_lists_ask_for_a_delimiter(run_cli, tmp_path, capsys):
+    train = tagged(tmp_path / "tagged.tsv", 48)
+    args = ["--train-file", str(train), "--validation-file", str(train), "--label-column", "topics"]
+    assert run_cli(*args, *FAST, data=False) == 2
+    assert 'look like lists; for multi-label data pass --label-delimiter "|"' in capsys.readouterr().err
+    assert run_cli(*args, "--problem-type", "single_label", *FAST, data=False) == 0  # each combination a class
+
+
+def test_a_text_column_given_as_the_labels_is_said_to_be_one(run_cli, tmp_path, capsys):
+    (tmp_path / "t.csv").write_text("text,topic\n" + "".join(f"review number {i},a\n" for i in range(300)))
+    assert run_cli("--train-file", str(tmp_path / "t.csv"), "--validation-file", str(tmp_path / "t.csv"),
+                   "--text-columns", "text", "--label-column", "text", *FAST, data=False) == 2
+    err = capsys.readouterr().err
+    assert "holds 300 different values in 300 rows, too many to be classes" in err and len(err) < 600
+
+
+def test_a_label_never_in_the_training_data_is_said(run_cli, tmp_path, capsys):
+    lines = ["comment,toxic,funny"] + [f"comment {i},{i % 2},0" for i in range(16)]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    assert run_cli("--train-file", str(tmp_path / "t.csv"), "--validation-file", str(tmp_path / "t.csv"),
+                   "--label-columns", "toxic,funny", *FAST, data=False) == 0
+    assert "label(s) 'funny' never occur in the training data" in capsys.readouterr().err
+
+
+def test_a_file_named_like_a_glue_task_does_not_take_its_name(run_cli, tmp_path):
+    train = news(tmp_path / "sst2.csv")
+    assert run_cli("--train-file", str(train), "--validation-file", str(train), "--label-column", "topic", *FAST,
+                   "--output-dir", "run", data=False) == 0
+    assert record("run")["task"] == "sst2_own"
+
+
+def test_the_leaderboard_of_own_data_runs_only_points_to_runs_md(run_cli, tmp_path, capsys):
+    from glue_runner.cli import main
+
+    train = news(tmp_path / "news.csv")
+    assert run_cli("--train-file", str(train), "--validation-file", str(train), "--label-column", "topic", *FAST,
+                   data=False) == 0
+    capsys.readouterr()
+    assert main(["leaderboard"]) == 2
+    assert "1 finished run(s) under results are on your own data or tasks" in capsys.readouterr().err
