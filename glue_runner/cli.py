@@ -34,7 +34,7 @@ from .errors import GlueRunnerError, Interrupted
 
 def option(default, help: str, *, group: str, flags: tuple[str, ...] = (), minimum=None, above=None, below=None,
            maximum=None, changes_result: bool = True, fallback=None, choices=None, local_path=None,
-           own_data: str | None = None, card: bool = False):
+           own_data: str | None = None, card: bool = False, fine_tuning: bool = False):
     """A RunConfig field with what the parser and the checks need to know about it.
 
     A default of MISSING makes the flag required. minimum/above/below/maximum: the bounds of a
@@ -45,12 +45,13 @@ def option(default, help: str, *, group: str, flags: tuple[str, ...] = (), minim
     that may name a file or folder, whether a value does (Path settings always do); the run's
     identity holds such a path made absolute. own_data: a setting that describes your own data
     files, "files" (usable with a GLUE task too) or "labels" (only for a task of your own). card:
-    --save-model's model card lists it among the settings that made the model.
+    --save-model's model card lists it among the settings that made the model. fine_tuning: it
+    shapes gradient training only, so it means nothing to --probe's linear head.
     """
     return field(default=default, metadata={
         "help": help, "group": group, "flags": flags, "minimum": minimum, "above": above, "below": below,
         "maximum": maximum, "changes_result": changes_result, "fallback": fallback, "choices": choices,
-        "local_path": local_path, "own_data": own_data, "card": card})
+        "local_path": local_path, "own_data": own_data, "card": card, "fine_tuning": fine_tuning})
 
 
 def exists(path: str) -> bool:
@@ -128,22 +129,22 @@ class RunConfig:
     # optimisation: None means the task's recipe, else the fallback (run_glue.py's defaults,
     # so a bare glue-run behaves like the script people know)
     learning_rate: float | None = option(None, "peak learning rate of AdamW", group="training", above=0,
-                                         fallback=2e-5, card=True)
+                                         fallback=2e-5, card=True, fine_tuning=True)
     num_train_epochs: float | None = option(None, "passes over the training data (0: score the model as it is, "
                                                   "recorded as untrained)", group="training", minimum=0, fallback=3.0,
-                                            card=True)
+                                            card=True, fine_tuning=True)
     batch_size: int | None = option(None, "examples per forward pass and device; a step takes this x "
                                           "--gradient-accumulation-steps", group="training", minimum=1,
                                     fallback=32, flags=("--batch-size", "--per-device-train-batch-size"), card=True)
     warmup_ratio: float | None = option(None, "share of the steps spent warming the learning rate up",
-                                        group="training", minimum=0, below=1, fallback=0.0, card=True)
+                                        group="training", minimum=0, below=1, fallback=0.0, card=True, fine_tuning=True)
     weight_decay: float | None = option(None, "AdamW weight decay (never on biases and LayerNorm)", group="training",
-                                        minimum=0, fallback=0.0, card=True)
+                                        minimum=0, fallback=0.0, card=True, fine_tuning=True)
     eval_batch_size: int | None = option(None, "examples per evaluation batch (default: 4 x --batch-size)",
                                          group="training", minimum=1, changes_result=False)
-    max_grad_norm: float = option(1.0, "clip the gradient norm to this", group="training", above=0, card=True)
+    max_grad_norm: float = option(1.0, "clip the gradient norm to this", group="training", above=0, card=True, fine_tuning=True)
     gradient_accumulation_steps: int = option(1, "micro-batches per optimizer step", group="training", minimum=1,
-                                              card=True)
+                                              card=True, fine_tuning=True)
     auto_batch_size: bool = option(False, "on CUDA out-of-memory, halve the examples per forward pass and "
                                           "accumulate twice as many (the effective batch, and so the results, "
                                           "stay the same)", group="training", changes_result=False)
@@ -151,13 +152,13 @@ class RunConfig:
     layer_lr_decay: float | None = option(None, "discriminative learning rates: the head trains at --learning-rate, "
                                                 "the top layer at F times that, each layer below at F times the one "
                                                 "above, the embeddings last (ELECTRA's layer-wise decay; off unless "
-                                                "given)", group="training", above=0, maximum=1, card=True)
+                                                "given)", group="training", above=0, maximum=1, card=True, fine_tuning=True)
     freeze_layers: int = option(0, "freeze the embeddings and the lowest N layers for the whole run (0: none)",
-                                group="training", minimum=0, card=True)
+                                group="training", minimum=0, card=True, fine_tuning=True)
     gradual_unfreezing: bool = option(False, "ULMFiT's gradual unfreezing: the first epoch trains only the head "
                                              "(classifier and pooler), each later epoch one more layer from the top, "
                                              "the embeddings last; --freeze-layers' layers stay frozen",
-                                      group="training", card=True)
+                                      group="training", card=True, fine_tuning=True)
     seed: int = option(42, "seed of the data order, dropout and the new head", group="training", minimum=0,
                        below=2**32, card=True)  # numpy's seeds are 32-bit
     logging_steps: int = option(20, "read the loss back every N steps", group="training", minimum=1,
@@ -400,6 +401,7 @@ def configs_from_args(args: argparse.Namespace, grid=None) -> list[RunConfig]:
     from .data import get_task, glue_tasks, task_for
 
     common = {k: v for k, v in vars(args).items() if k in FIELDS and k not in ("task", "seed", "output_dir")}
+    check_combinations(common, grid)
     if args.smoke:  # only what no flag sets (a grid point sets its own below); cfg.resolved's recipe comes after
         common.update({k: v for k, v in SMOKE.items() if common[k] is None})
     # --probe trains a head on each task's training data: all tasks but AX, which has none
@@ -413,6 +415,10 @@ def configs_from_args(args: argparse.Namespace, grid=None) -> list[RunConfig]:
     if common["probe"] and any(task.predict_with for task in tasks.values()):
         raise GlueRunnerError("--probe trains a head for each task on its own training data, and AX has none; "
                               "drop ax from --task")
+    if (common["tune_threshold"] or common["threshold"] != FIELDS["threshold"].default) and \
+            not all(task.multi_label for task in tasks.values()):
+        raise GlueRunnerError(f"--threshold and --tune-threshold are for multi-label tasks, and "
+                              f"{', '.join(t.name for t in tasks.values() if not t.multi_label)} is not one; drop them")
     own_only = [name for name in OWN_DATA if FIELDS[name].metadata["own_data"] == "labels" and common[name] is not None]
     glue = [task.name for task in tasks.values() if not task.own]
     if own_only and glue:
@@ -438,6 +444,32 @@ def configs_from_args(args: argparse.Namespace, grid=None) -> list[RunConfig]:
         check_bounds(cfg)
         check_paths(cfg)
     return configs
+
+
+def check_combinations(given: dict, grid=None) -> None:
+    """Settings that the others given make meaningless are an error, not ignored: each would
+    still make a run of its own, with the same result as without it."""
+    given = {k: v for k, v in given.items() if v != FIELDS[k].default} | dict.fromkeys(grid.axes if grid else ())
+    if "probe" in given:
+        unused = [flag(k) for k in given if FIELDS[k].metadata["fine_tuning"]] + \
+                 (["--save-model"] if "save_model" in given else [])
+        if unused:
+            raise GlueRunnerError(f"--probe trains only a linear head on the frozen encoder's features (scikit-learn), "
+                                  f"so {', '.join(unused)} would change nothing"
+                                  + (" (and there is no fine-tuned model to save)" if "save_model" in given else "")
+                                  + "; drop them, or drop --probe to fine-tune")
+    if given.get("problem_type") in ("single_label", "regression"):
+        lists = [flag(k) for k in ("label_delimiter", "label_columns") if k in given]
+        if lists:
+            raise GlueRunnerError(f"{' and '.join(lists)} describe multi-label data, but --problem-type is "
+                                  f"{given['problem_type']}; drop one")
+    if "label_columns" in given and "label_column" in given:
+        raise GlueRunnerError("--label-column names one label column and --label-columns one 0/1 column per label; "
+                              "give one of them")
+    adapt = [flag(k) for k in given if FIELDS[k].metadata["group"] == "adaptation" and k != "adapt_lm"]
+    if adapt and "adapt_lm" not in given:
+        raise GlueRunnerError(f"{', '.join(adapt)} set the language-model adaptation, which runs only with --adapt-lm; "
+                              "add --adapt-lm task (or a text file), or drop them")
 
 
 EXPECTATION_MISSED = 3  # --expect: the sweep ran, and missed a bound (2 is bad input)

@@ -335,7 +335,9 @@ def markdown(board: Board) -> str:
         "Missing tasks are left out, and such a score is marked `(present/shown tasks)`: compare it only "
         "with scores over the same tasks (`--task`). Notes: `subset` rows trained or scored on the first N "
         "examples only (--max-train-samples, --max-eval-samples); `untrained` rows were scored without "
-        "training (--num-train-epochs 0). Compare rows only with rows of the same notes.",
+        "training (--num-train-epochs 0); `probe` rows trained only a linear head on the frozen encoder's "
+        "features (--probe): beside the same model's fine-tuned row, they show what fine-tuning adds. Compare "
+        "rows only with rows of the same subset notes.",
     ]
     lines += [""] + [f"- {note}" for note in footnotes(board)] if footnotes(board) else []
     published = [r for r in board.rows if r.source]

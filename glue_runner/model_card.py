@@ -9,12 +9,13 @@ it comes from the run's record, what metrics.json holds.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from . import __version__
-from .cli import FIELDS, flag
+from .cli import FIELDS, flag, names_path
 from .data import TaskSpec
 
 
@@ -27,6 +28,21 @@ def text(record: dict, task: TaskSpec) -> str:
         eval_results=[eval_result(record, task, *score) for score in dev_scores(record, task)] or None,
         library_name="transformers", pipeline_tag="text-classification", tags=["glue-runner"])
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body(record, task, data, base or record['model_name'])}"))
+
+
+def command(cfg: dict, base: str) -> str:
+    """The glue-run command that makes the model again: every setting that changes the result and is
+    not at its default (the recipe's values as resolved), files by their names only."""
+    words = ["glue-run", "--model", base]
+    for name, f in FIELDS.items():
+        value = cfg.get(name)
+        unset = value is None or value is False or (f.default is not None and value == f.default)
+        if name == "model" or not f.metadata["changes_result"] or unset:
+            continue
+        if names_path(f, value):
+            value = Path(value).name
+        words += [flag(name)] if value is True else [flag(name), ",".join(value) if isinstance(value, list) else str(value)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def own_files(record: dict, task: TaskSpec) -> dict[str, Path]:
@@ -82,8 +98,7 @@ def body(record: dict, task: TaskSpec, data: ModelCardData, base: str) -> str:
     else:
         lines += ["No dev set was scored."]
     lines += ["", "## How it was made", "",
-              f"With glue-runner {__version__}: `glue-run --task {cfg['task'] or task.name} --model {base}` and these "
-              "settings.", "",
+              f"With glue-runner {__version__}:", "", "```bash", command(cfg, base), "```", "",
               "| setting | value |", "|---|---|"]
     lines += [f"| {flag(name)} | {cfg[name]} |" for name, f in FIELDS.items()
               if f.metadata["card"] and cfg.get(name) is not None]

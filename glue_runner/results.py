@@ -483,6 +483,8 @@ def run_notes(record: dict) -> list[str]:
         notes.append(f"subset: {config['max_eval_samples']} dev")
     if config.get("num_train_epochs") == 0:
         notes.append("untrained")
+    if config.get("probe"):
+        notes.append("probe")
     return notes
 
 

@@ -279,11 +279,13 @@ def test_probe_and_fine_tuned_rows_sit_side_by_side(run_cli):
     from glue_runner.cli import main
 
     assert run_cli("--task", "rte", *FAST) == 0
-    assert run_cli("--task", "rte", *FAST, "--probe") == 0
+    assert run_cli("--task", "rte", "--batch-size", "8", "--probe") == 0  # the settings the head ignores are refused
     assert main(["leaderboard"]) == 0
     rows = [line.split("|")[1].strip() for line in Path("results/leaderboard.md").read_text().splitlines()
             if line.startswith("| tiny-bert")]
-    assert sorted(rows) == ["tiny-bert (not probe)", "tiny-bert (probe)"]
+    assert sorted(rows) == ["tiny-bert (learning_rate=0.001, num_train_epochs=1.0, not probe)",
+                            "tiny-bert (learning_rate=recipe, num_train_epochs=recipe, probe)"]
+    assert "| probe |" in Path("results/runs.md").read_text()  # runs.md says which run is a probe
 
 
 def test_a_probe_of_your_own_multi_label_data(run_cli, tmp_path):
@@ -307,7 +309,7 @@ def test_a_model_card_for_your_own_task_file_names_its_files(run_cli, tmp_path):
     assert card.data.datasets is None  # no Hub data set: not nyu-mll/glue, not an empty name
     assert {(r.dataset_type, r.dataset_name) for r in card.data.eval_results} == {("csv", "dev.tsv")}
     assert "own data (train `train.tsv`, validation `dev.tsv`) for the task `emotions`" in card.text
-    assert "GLUE" not in card.text and f"--task {task_file}" in card.text
+    assert "GLUE" not in card.text and "--task emotions.yaml" in card.text  # files by name only
 
 
 def test_a_saved_model_with_capital_label_names_keeps_its_order(run_cli, tmp_path, capsys):
@@ -434,3 +436,14 @@ def test_the_leaderboard_of_own_data_runs_only_points_to_runs_md(run_cli, tmp_pa
     capsys.readouterr()
     assert main(["leaderboard"]) == 2
     assert "1 finished run(s) under results are on your own data or tasks" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--label-delimiter", "|", "--problem-type", "single_label"], "--label-delimiter describe multi-label data"),
+    (["--label-delimiter", "|", "--problem-type", "regression"], "but --problem-type is regression"),
+    (["--label-columns", "a,b", "--label-column", "topic"], "give one of them"),
+])
+def test_label_flags_that_contradict_each_other_are_refused(run_cli, tmp_path, capsys, flags, message):
+    train = news(tmp_path / "news.csv")
+    assert run_cli("--train-file", str(train), "--validation-file", str(train), *flags, data=False) == 2
+    assert message in capsys.readouterr().err

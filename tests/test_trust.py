@@ -227,6 +227,14 @@ def test_a_head_fine_tuned_on_another_task_is_said_and_saved_with_the_new_labels
     (["--max-seq-length", "4"], "--max-seq-length 4 cannot hold a rte example: the special tokens take 3"),
     (["--output-dir", "a-file"], "a-file is a file, not a folder"),
     (["--output-dir", "a-file/run"], "a-file is a file, so a-file/run cannot be made"),
+    # settings the others make meaningless: each would still have made a run of its own
+    (["--probe", "--learning-rate", "3e-5"], "--probe trains only a linear head"),
+    (["--probe", "--freeze-layers", "2"], "so --freeze-layers would change nothing"),
+    (["--probe", "--save-model"], "there is no fine-tuned model to save"),
+    (["--probe", "--grid", "num_train_epochs=1,2"], "so --num-train-epochs would change nothing"),
+    (["--tune-threshold"], "--threshold and --tune-threshold are for multi-label tasks, and rte is not one"),
+    (["--threshold", "0.3"], "are for multi-label tasks"),
+    (["--adapt-epochs", "5"], "--adapt-epochs set the language-model adaptation, which runs only with --adapt-lm"),
 ])
 def test_bad_values_are_one_line_before_any_model_loads(run_cli, monkeypatch, capsys, flags, message):
     Path("a-file").write_text("not a folder")
