@@ -106,16 +106,35 @@ def _fsync(path: Path) -> None:
 
 
 @contextmanager
-def disk_errors(what: str, state: str, action: str):
-    """An OSError while writing (a full disk, a folder removed mid-run) as one clear line that says
-    what is still on disk and what to do."""
+def disk_errors(what: str, state: str, action: str, where: Path | None = None):
+    """An error while writing (a full disk, a folder removed mid-run) as one clear line that says
+    what is still on disk and what to do. `where`: a folder on the disk being written, to tell a
+    full disk from other failures when the writer does not say (torch.save's 'unexpected pos')."""
     try:
         yield
     except OSError as e:
-        where = f" ({e.filename})" if e.filename else ""
-        hint = "Free some space, then " + action if e.errno in (errno.ENOSPC, errno.EDQUOT) else \
-            action[0].upper() + action[1:]
-        raise GlueRunnerError(f"could not write {what}: {e.strerror or e}{where}. {state}. {hint}.") from None
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        reason = (e.strerror or str(e)) + (f" ({e.filename})" if e.filename else "")
+        raise GlueRunnerError(_write_failed(what, reason, state, action, full)) from None
+    except Exception as e:
+        # safetensors and torch.save report a failed write as their own errors, not OSError
+        if type(e).__name__ != "SafetensorError" and not (isinstance(e, RuntimeError) and "inline_container" in str(e)):
+            raise
+        full = "os error 28" in str(e) or (where is not None and _free_bytes(where) < 2**20)
+        reason = "No space left on device" if full else str(e).splitlines()[0]
+        raise GlueRunnerError(_write_failed(what, reason, state, action, full)) from None
+
+
+def _write_failed(what: str, reason: str, state: str, action: str, full: bool) -> str:
+    hint = "Free some space, then " + action if full else action[0].upper() + action[1:]
+    return f"could not write {what}: {reason}. {state}. {hint}."
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
 
 
 # ---- where a run goes ------------------------------------------------------
@@ -292,12 +311,17 @@ def write_model(folder: Path, model, tokenizer, files: dict[str, str], state_dic
     tokenizer, with `files` (name -> text) beside them, written beside the folder and renamed into place."""
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.tmp")
-    with disk_errors(str(folder), "The run's results were not written", "run the same command again to finish the run"):
+    with disk_errors(str(folder), "The run's results were not written", "run the same command again to finish the run",
+                     folder.parent):
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp, state_dict=state_dict)
-        tokenizer.save_pretrained(tmp)
-        for name, text in files.items():
-            (tmp / name).write_text(text, encoding="utf-8", errors="backslashreplace")  # names not UTF-8
+        try:
+            model.save_pretrained(tmp, state_dict=state_dict)
+            tokenizer.save_pretrained(tmp)
+            for name, text in files.items():
+                (tmp / name).write_text(text, encoding="utf-8", errors="backslashreplace")  # names not UTF-8
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # a half-written model folder is of no use to anyone
+            raise
         shutil.rmtree(folder, ignore_errors=True)  # an --overwrite: the new model replaces the old
         os.replace(tmp, folder)
 
@@ -333,7 +357,7 @@ def save_checkpoint(output_dir: Path, step: int, model: torch.nn.Module, state: 
     final = output_dir / f"{PREFIX}{step}"
     kept = list_checkpoints(output_dir)
     with disk_errors(str(final), f"The newest complete checkpoint is still {kept[-1].name}" if kept else
-                     "No checkpoint of this run is complete", "run the same command again to resume"):
+                     "No checkpoint of this run is complete", "run the same command again to resume", output_dir):
         output_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=output_dir, prefix=f".{final.name}.", suffix=".tmp"))
         try:

@@ -341,6 +341,49 @@ def test_a_full_disk_while_saving_a_checkpoint(run_cli, monkeypatch, capsys):
     assert "resuming from run/checkpoint-1" in err_of(capsys)
 
 
+def _safetensors_full(*a, **k):
+    from safetensors import SafetensorError
+
+    raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+
+def _torch_short_write(*a, **k):
+    raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+
+
+@pytest.mark.parametrize("module, name, fail, said", [
+    ("safetensors.torch", "save_model", _safetensors_full, "No space left on device. No checkpoint of this run is "
+                                                           "complete. Free some space, then run the same command"),
+    ("torch", "save", _torch_short_write, "unexpected pos 576 vs 534. No checkpoint of this run is complete. Run the "
+                                          "same command again to resume"),
+])
+def test_a_full_disk_as_the_libraries_report_it(run_cli, monkeypatch, capsys, module, name, fail, said):
+    """safetensors and torch.save report a full disk with errors of their own, not OSError (seen on a
+    full tmpfs): still one line, and no half-written checkpoint left."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module(module), name, fail)
+    assert run_cli("--task", "rte", *FAST, "--output-dir", "run") == 2
+    err = err_of(capsys)
+    assert "error: could not write run/checkpoint-" in err and said in err and "Traceback" not in err
+    assert not Path("run").exists()  # nothing of the run's was complete: its folder goes too
+
+
+def test_a_full_disk_while_saving_the_model_leaves_no_half_folder(run_cli, monkeypatch, capsys):
+    from transformers import PreTrainedModel
+
+    def save_pretrained(self, folder, **kwargs):
+        Path(folder).mkdir()
+        Path(folder, "model.safetensors").write_bytes(b"half")
+        _safetensors_full()
+
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained", save_pretrained)
+    assert run_cli("--task", "rte", *FAST, "--save-model", "--output-dir", "run") == 2
+    assert "could not write run/model: No space left on device. The run's results were not written" in err_of(capsys)
+    assert not Path("run/model").exists() and not Path("run/.model.tmp").exists()
+    assert not Path("run/metrics.json").exists() and results.list_checkpoints(Path("run"))
+
+
 def test_a_full_disk_while_writing_the_results_leaves_no_half_result(run_cli, monkeypatch, capsys):
     real = results._staged
 
