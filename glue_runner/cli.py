@@ -480,6 +480,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in SUBCOMMANDS:
         return run_subcommand(argv[0], argv[1:], console)
+    if argv and not argv[0].startswith("-"):  # glue-run's own flags take no words before them
+        import difflib
+
+        near = difflib.get_close_matches(argv[0], SUBCOMMANDS, n=1)
+        return report_error(GlueRunnerError(
+            f"'{argv[0]}' is not a glue-run command" + (f"; did you mean {near[0]}?" if near else "") +
+            f" The commands are {', '.join(SUBCOMMANDS)}, and glue-run --task ... --model ... runs a task "
+            "(glue-run --help)"), console)
     parser = build_parser()
     args = parser.parse_args(argv)
     for name, value in vars(args).items():
@@ -531,6 +539,7 @@ def check_sweep(configs: list[RunConfig], console: Console) -> None:
         plan = results.plan(resolved, task.name)
         if not plan.done or cfg.overwrite:  # a finished run is only read: another glue-run in it is no matter
             results.check_not_in_use(plan.folder)
+            results.check_writable(cfg.results_dir, "--results-dir")  # its tables are rewritten when the run ends
         if cfg.cache_dir:  # tokenized data is written there once the model has loaded
             results.check_writable(cfg.cache_dir, "--cache-dir")
         done += bool(plan.done and not cfg.overwrite)
@@ -598,13 +607,15 @@ def leaderboard_command(argv: list[str], console: Console) -> int:
     p = argparse.ArgumentParser(prog="glue-run leaderboard",
                                 description="One row per model (mean ± std over seeds) in the GLUE leaderboard's "
                                             "columns, with the GLUE score; writes leaderboard.md/.csv/.png there.")
-    p.add_argument("--results-dir", type=Path, default=Path("results"), help="the folder whose runs to read")
+    p.add_argument("--results-dir", type=Path, default=FIELDS["results_dir"].default,
+                   help="the folder whose runs to read (default: %(default)s)")
     p.add_argument("--model", help="comma list of model names, as in runs.md")
     p.add_argument("--task", help="comma list of tasks to show; the GLUE score is then over those")
     p.add_argument("--since", help="only runs from this date on (YYYY-MM-DD, UTC)")
     p.add_argument("--reference", action="store_true",
                    help="add rows of published dev-set numbers (BERT-base, DistilBERT, MiniLM, ELECTRA-Small)")
     args = p.parse_args(argv)
+    check_results_dir(args.results_dir)
     show(console, args.results_dir,
          models=parse_list(args.model, "model") if args.model else None,
          tasks=parse_list(args.task, "task") if args.task else None,
@@ -617,17 +628,34 @@ def compare_command(argv: list[str], console: Console) -> int:
 
     p = argparse.ArgumentParser(prog="glue-run compare",
                                 description="Is model B better than model A? Per task and on the GLUE score: B - A "
-                                            "over seeds with a 95%% interval, a permutation test, ASO, a paired "
+                                            "over seeds with a 95% interval, a permutation test, ASO, a paired "
                                             "bootstrap over the dev examples, and a verdict.")
-    p.add_argument("a", help="model A (the baseline), by its name in runs.md")
-    p.add_argument("b", help="model B, by its name in runs.md")
-    p.add_argument("--results-dir", type=Path, default=Path("results"), help="the folder whose runs to read")
+    p.add_argument("a", help="model A (the baseline): a row of leaderboard.md, or a model name in runs.md that "
+                             "has one row")
+    p.add_argument("b", help="model B, named as A")
+    p.add_argument("--results-dir", type=Path, default=FIELDS["results_dir"].default,
+                   help="the folder whose runs to read (default: %(default)s)")
     p.add_argument("--task", help="comma list of tasks to compare; the GLUE score is then over those")
     p.add_argument("--markdown", type=Path, help="also write the comparison to this Markdown file")
     args = p.parse_args(argv)
+    check_results_dir(args.results_dir)
+    if args.markdown:
+        from .results import check_writable
+
+        if args.markdown.is_dir():
+            raise GlueRunnerError(f"--markdown {args.markdown} is a folder; give the file to write, e.g. "
+                                  f"{args.markdown / 'compare.md'}")
+        check_writable(args.markdown.parent, "--markdown")
     show(console, args.results_dir, args.a, args.b, tasks=parse_list(args.task, "task") if args.task else None,
          markdown_file=args.markdown)
     return 0
+
+
+def check_results_dir(folder: Path) -> None:
+    """A results folder to read is there (a misspelled one is not made, empty, by reading it)."""
+    if not folder.is_dir():
+        raise GlueRunnerError(f"--results-dir {folder} {'is a file, not a folder' if folder.exists() else 'does not exist'}; "
+                              "give the folder your runs wrote to (--results-dir of glue-run, results by default)")
 
 
 def validate_command(argv: list[str], console: Console) -> int:
@@ -635,9 +663,9 @@ def validate_command(argv: list[str], console: Console) -> int:
 
     p = argparse.ArgumentParser(prog="glue-run validate-submission",
                                 description="Check a GLUE submission folder: all files, headers, labels, row counts.")
-    p.add_argument("folder", type=Path)
+    p.add_argument("folder", type=Path, help="the submission folder (results/submissions/<model>-seed<seed>)")
     p.add_argument("--data-dir", type=Path, help="GLUE folder whose test files give the row counts (default: the Hub)")
-    p.add_argument("--cache-dir", type=Path)
+    p.add_argument("--cache-dir", type=Path, help="where downloads from the Hub are cached")
     args = p.parse_args(argv)
     present = [n for n in submission.submission_files() if (args.folder / n).is_file()]
     cfg = RunConfig(task="", model="", data_dir=args.data_dir, cache_dir=args.cache_dir)

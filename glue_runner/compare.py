@@ -21,7 +21,7 @@ import math
 import statistics
 import sys
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -163,8 +163,10 @@ def verdict(a: list[float], b: list[float], interval: tuple[float, float] | None
     show a clear difference, though they never give a permutation p < 0.05; needing both keeps false
     claims no more frequent than Welch's interval alone makes them."""
     difference = statistics.fmean(b) - statistics.fmean(a)
-    if interval is not None and (interval[0] > 0 or interval[1] < 0):
-        if p_value < ALPHA or (eps_min is not None and eps_min < ASO_THRESHOLD):
+    # seeds that all score alike on each side leave Welch's interval undefined: the difference is then exact
+    constant = interval is None and min(len(a), len(b)) >= 2 and len(set(a)) == len(set(b)) == 1
+    if constant or (interval is not None and (interval[0] > 0 or interval[1] < 0)):
+        if difference and (p_value < ALPHA or (eps_min is not None and eps_min < ASO_THRESHOLD)):
             return "B better" if difference > 0 else "A better"
     if difference == 0:
         return "no difference shown"
@@ -353,11 +355,12 @@ class Report:
     rows: list[Comparison]
     unreadable: list[results.Unreadable] = field(default_factory=list)
     board: leaderboard.Board | None = None  # A's and B's leaderboard rows, for the chart
+    compared: list[leaderboard.Column] = field(default_factory=list)  # the columns both sides scored: the GLUE score's
 
     def verdicts(self) -> dict[str, str]:
         """Chart group -> its verdict (the GLUE score's group is called just that)."""
         return {("GLUE score" if row.name.startswith("GLUE score") else row.name): row.test.verdict if row.test
-                else row.missing for row in self.rows}
+                else row.missing.split(":")[0] for row in self.rows}
 
 
 def runs_of(runs: list[dict], column: leaderboard.Column) -> dict[int, dict]:
@@ -365,7 +368,8 @@ def runs_of(runs: list[dict], column: leaderboard.Column) -> dict[int, dict]:
     return {r["seed"]: r for r in runs if r["task"] == column.task and leaderboard.metric_values(r, column)}
 
 
-def side(rows: dict[str, list[dict]], name: str, results_dir: Path) -> list[dict]:
+def side(rows: dict[str, list[dict]], name: str, results_dir: Path,
+         unreadable: list[results.Unreadable] = ()) -> list[dict]:
     """A side's runs: a leaderboard row's, named as the row is, or by a model name that has one row."""
     if name in rows:
         return rows[name]
@@ -375,7 +379,23 @@ def side(rows: dict[str, list[dict]], name: str, results_dir: Path) -> list[dict
     if matches:
         raise GlueRunnerError(f"{name!r} has runs with different settings, in rows {', '.join(map(repr, matches))}; "
                               "name one of those rows")
-    raise GlueRunnerError(f"no runs of {name!r} under {results_dir}; rows there: {', '.join(map(repr, rows)) or 'none'}")
+    lost = f"; {len(unreadable)} run file(s) there cannot be read, and may be its: " + \
+        "; ".join(u.warning() for u in unreadable) if unreadable else ""
+    raise GlueRunnerError(f"no runs of {name!r} under {results_dir}; rows there: {', '.join(map(repr, rows)) or 'none'}"
+                          + lost)
+
+
+def other_dev_sets(runs_a: dict[int, dict], runs_b: dict[int, dict], column: leaderboard.Column) -> str:
+    """Why the two sides' scores of a column cannot be compared: they scored different numbers of
+    dev examples (--max-eval-samples); "" when they did not."""
+    def sizes(runs):
+        return sorted({r.get("data", {}).get("examples", {}).get(column.split) for r in runs.values()} - {None})
+
+    a, b = sizes(runs_a), sizes(runs_b)
+    if a and b and a != b:
+        return (f"not comparable: A scored {'/'.join(map(str, a))} dev examples, B {'/'.join(map(str, b))} "
+                "(--max-eval-samples)")
+    return ""
 
 
 def comparison(name: str, a: dict[int, float], b: dict[int, float], pairs: list[PairResult],
@@ -390,7 +410,7 @@ def build(results_dir: Path, a: str, b: str, tasks: list[str] | None = None) -> 
     columns = leaderboard.select_columns(tasks)
     runs, unreadable, _ = leaderboard.glue_runs(results_dir)
     by_row = leaderboard.by_row(leaderboard.latest_runs(runs, None, None))
-    side_a, side_b = side(by_row, a, results_dir), side(by_row, b, results_dir)
+    side_a, side_b = side(by_row, a, results_dir, unreadable), side(by_row, b, results_dir, unreadable)
     rows, resampled = [], {}  # (column name, seed) -> paired_bootstrap's arrays
     for column in columns:
         runs_a, runs_b = runs_of(side_a, column), runs_of(side_b, column)
@@ -406,17 +426,20 @@ def build(results_dir: Path, a: str, b: str, tasks: list[str] | None = None) -> 
         scores = [{seed: leaderboard.column_score(leaderboard.metric_values(run, column))
                    for seed, run in sorted(side.items())} for side in (runs_a, runs_b)]
         rows.append(comparison(column.name, *scores, pairs,
-                               missing="only in A" if not runs_b else "only in B" if not runs_a else ""))
+                               missing="only in A" if not runs_b else "only in B" if not runs_a else
+                               other_dev_sets(runs_a, runs_b, column)))
     if not rows:
         raise GlueRunnerError(f"neither {a} nor {b} has scored runs of {', '.join(c.name for c in columns)} "
                               f"under {results_dir}; pick other --task")
     compared = [c for c in columns if c.task in leaderboard.scored_tasks()
-                and any(r.name == c.name and r.a and r.b for r in rows)]
+                and any(r.name == c.name and r.test for r in rows)]
     if compared:
         rows.append(glue_comparison({r.name: r for r in rows}, compared, resampled))
     shown = [c for c in columns if any(r.name == c.name for r in rows)]
-    board = leaderboard.Board(shown, leaderboard.rows_from_runs(side_a + side_b, shown))
-    return Report(a, b, rows, unreadable, board)
+    # each side one row, named as the table names it; the GLUE score over the tasks both ran, as in the table
+    sides = [replace(row, model=f"{label}: {name}") for label, name, runs in (("A", a, side_a), ("B", b, side_b))
+             for row in leaderboard.rows_from_runs(runs, shown)]
+    return Report(a, b, rows, unreadable, leaderboard.Board(shown, sides), compared)
 
 
 def glue_comparison(rows: dict[str, Comparison], columns: list[leaderboard.Column], resampled: dict) -> Comparison:
@@ -529,6 +552,9 @@ def markdown(report: Report) -> str:
         lines += ["## Paired bootstrap per seed", "", results.markdown_table(header, pairs)]
     if problems(report):
         lines += ["Not bootstrapped:", "", *[f"- {problem}" for problem in problems(report)], ""]
+    if report.unreadable:
+        lines += ["Run files that cannot be read (left out above):", "",
+                  *[f"- {problem.warning()}" for problem in report.unreadable], ""]
     return "\n".join(lines)
 
 
@@ -555,11 +581,13 @@ def show(console, results_dir: Path, a: str, b: str, tasks: list[str] | None = N
 
     report = build(results_dir, a, b, tasks)
     png = chart_path(results_dir, a, b)
-    results.write_atomic(png, results.png(leaderboard.chart(report.board, report.verdicts())))
+    results.write_atomic(png, results.png(leaderboard.chart(report.board, report.verdicts(), report.compared)))
     # Piped output has no width to fit: give the wide table room instead of wrapping every cell.
     out = Console(width=None if sys.stdout.isatty() else 250)
     out.print(rich_table(*table(report), f"Is B really better than A? A = {a}, B = {b}"))
-    out.print(rich_table(*pair_table(report), "Paired bootstrap per seed (these dev examples only)"))
+    header, pairs = pair_table(report)
+    if pairs:
+        out.print(rich_table(header, pairs, "Paired bootstrap per seed (these dev examples only)"))
     for problem in problems(report):
         out.print(f"not bootstrapped: {problem}", highlight=False)
     for problem in report.unreadable:

@@ -233,7 +233,7 @@ def _check_not_lists(names: tuple[str, ...], path: Path, cfg: RunConfig) -> None
 
 def _task_file(path: Path) -> TaskSpec:
     if not path.expanduser().is_file():
-        raise GlueRunnerError(f"task file {path} does not exist; give a GLUE task's name or the path of your task file")
+        raise GlueRunnerError(f"task file {path} {not_a_file(path)}; give a GLUE task's name or the path of your task file")
     path = path.expanduser().resolve()
     spec = _parse(path.read_text(encoding="utf-8"), str(path), {"recipe": _defaults()["recipe"]}, folder=path.parent)
     if spec.name in registry():
@@ -251,7 +251,7 @@ def _task_from_files(cfg: RunConfig) -> TaskSpec:
                               "or leave it out and give --train-file/--validation-file to read a task from your files")
     path = Path(cfg.train_file)
     if not path.is_file():
-        raise GlueRunnerError(f"{path} does not exist (given as --train-file)")
+        raise GlueRunnerError(f"{path} {not_a_file(path)} (given as --train-file)")
     header = _header(path)
     labels = tuple(cfg.label_columns or ()) or (cfg.label_column,)
     missing = [c for c in (*labels, *(cfg.text_columns or ())) if c not in header]
@@ -282,6 +282,12 @@ def _task_from_files(cfg: RunConfig) -> TaskSpec:
                     problem_type=problem, label_names=tuple(cfg.label_columns or ()),
                     label_delimiter=cfg.label_delimiter, label_columns=tuple(cfg.label_columns or ()),
                     recipe=_defaults()["recipe"], source=f"--train-file {path}")
+
+
+def not_a_file(path: Path) -> str:
+    """Why a path that should name a file does not, for a message."""
+    path = Path(path).expanduser()
+    return "is a folder, not a file" if path.is_dir() else "is not a file" if path.exists() else "does not exist"
 
 
 def safe_task_name(text: str) -> str:
@@ -416,7 +422,7 @@ def _own_split_files(task: TaskSpec, cfg: RunConfig, with_test: bool) -> dict[st
         if split is None:
             raise GlueRunnerError(f"{task.name} has no {flag} split; drop --{flag}-file")
         if not Path(path).is_file():
-            raise GlueRunnerError(f"{path} does not exist (given as --{flag}-file)")
+            raise GlueRunnerError(f"{path} {not_a_file(path)} (given as --{flag}-file)")
         files[split] = Path(path)
     return files
 
@@ -723,7 +729,7 @@ def check_adapt_texts(task: TaskSpec, cfg: RunConfig) -> None:
         return  # the training split's file is checked with the other splits
     path = Path(cfg.adapt_lm)
     if not path.is_file():
-        raise GlueRunnerError(f"{path} {'is not a file' if path.exists() else 'does not exist'} (given as --adapt-lm: "
+        raise GlueRunnerError(f"{path} {not_a_file(path)} (given as --adapt-lm: "
                               "a text file, one document per line, or 'task' for the task's own training texts)")
     with _text_file(path) as f:
         found = len(list(itertools.islice(_lines(f), 2)))

@@ -361,7 +361,7 @@ def csv_text(board: Board) -> str:
             for m in c.metrics:
                 line += [fmt(cell and cell.mean(m)), fmt(cell and cell.std(m))]
             line.append(fmt(cell and cell.score))  # the task's metrics averaged, as the GLUE score uses it
-        score, present, shown = row.glue_score(board.columns)
+        score, present, shown = row.glue_score(glue_over or board.columns)
         rows.append(line + [fmt(score), f"{present}/{shown}", "" if row.source else row.note, row.source])
     return results.delimited_text(header, rows, ",")
 
@@ -389,11 +389,11 @@ def rich_table(board: Board):
     return out
 
 
-def chart(board: Board, verdicts: dict[str, str] | None = None):
+def chart(board: Board, verdicts: dict[str, str] | None = None, glue_over: list[Column] | None = None):
     """Grouped bars: one group per task column (and the GLUE score), one bar per model;
     error bars are the standard deviation over seeds of the column's score; `verdicts`
-    (glue-run compare's, per group) are written over their groups. A matplotlib Figure;
-    the caller saves and closes it."""
+    (glue-run compare's, per group) are written over their groups; glue_over: the columns the
+    GLUE score is over (default: the board's). A matplotlib Figure; the caller saves and closes it."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed, none opened
@@ -410,7 +410,7 @@ def chart(board: Board, verdicts: dict[str, str] | None = None):
             heights.append(cell.score if cell else float("nan"))
             spread = cell.seed_scores() if cell else []
             errors.append(statistics.stdev(spread) if len(spread) > 1 else float("nan"))  # NaN: no bar
-        score, present, shown = row.glue_score(board.columns)
+        score, present, shown = row.glue_score(glue_over or board.columns)
         heights.append(float("nan") if score is None else score)
         errors.append(float("nan"))
         x = [g + (i - (len(board.rows) - 1) / 2) * width for g in range(len(groups))]

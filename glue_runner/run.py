@@ -183,7 +183,9 @@ def load_model(task: TaskSpec, cfg: RunConfig, say=lambda *a, **k: None) -> Load
 def load_tokenizer(task: TaskSpec, cfg: RunConfig) -> tuple:
     """The model's configuration and fast tokenizer, checked against the task before any weights load."""
     if _looks_like_path(cfg.model) and not Path(cfg.model).expanduser().is_dir():
-        raise GlueRunnerError(f"model folder {cfg.model} does not exist; pass a folder made by save_pretrained or a Hub name")
+        what = f"{cfg.model} is a file, not a model folder" if Path(cfg.model).expanduser().exists() else \
+            f"model folder {cfg.model} does not exist"
+        raise GlueRunnerError(f"{what}; pass a folder made by save_pretrained or a Hub name")
     try:
         config = AutoConfig.from_pretrained(cfg.model, **hub_options(cfg))
         tokenizer = AutoTokenizer.from_pretrained(cfg.model, **hub_options(cfg))

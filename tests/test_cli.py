@@ -111,6 +111,16 @@ def test_bad_input_is_one_clear_line_and_exit_2(run_cli, capsys, args, message):
 def test_missing_model_is_one_clear_line(run_cli, capsys):
     assert run_cli("--task", "cola", "--model", "./no-such-model", model=False) == 2
     assert "model folder ./no-such-model does not exist" in capsys.readouterr().err
+    Path("a-file").write_text("weights?")
+    assert run_cli("--task", "cola", "--model", "./a-file", model=False) == 2
+    assert "./a-file is a file, not a model folder" in capsys.readouterr().err
+
+
+def test_a_folder_given_as_a_file_is_said_to_be_a_folder(run_cli, tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    assert run_cli("--task", "sst2", "--train-file", str(tmp_path / "data"), "--validation-file",
+                   str(tmp_path / "data"), data=False) == 2
+    assert f"{tmp_path / 'data'} is a folder, not a file (given as --train-file)" in capsys.readouterr().err
 
 
 def test_console_script_is_installed():

@@ -1,6 +1,7 @@
 """glue_runner.compare: the statistics against scipy and deepsig, the bootstrap on hand-made
 predictions, the verdict rules, and `glue-run compare` on a results folder written here."""
 
+import json
 import math
 
 import numpy as np
@@ -297,7 +298,42 @@ def test_the_chart_carries_each_verdict_over_its_group(results_dir):
     written = {" ".join(t.get_text().split()) for t in figure.axes[0].texts}
     plt.close(figure)
     assert {"B better", "only in A"} <= written and any(t.startswith("needs more seeds") for t in written)
-    assert [row.model for row in report.board.rows] == ["base", "new"]
+    assert [row.model for row in report.board.rows] == ["A: base", "B: new"]  # which bars are A, which B
+
+
+def test_the_charts_glue_score_is_over_the_tasks_both_sides_ran(results_dir):
+    """As in the table: A's MRPC run (B has none) is in MRPC's bars, not in A's GLUE score."""
+    import matplotlib.pyplot as plt
+
+    report = compare.build(results_dir, "base", "new")
+    table = {r.name: r for r in report.rows}["GLUE score (4/9 tasks)"]
+    figure = leaderboard.chart(report.board, report.verdicts(), report.compared)
+    glue_labels = [t.get_text() for t in figure.axes[0].texts if t.get_text()[:1].isdigit()]
+    plt.close(figure)
+    assert "MRPC" not in [c.name for c in report.compared]
+    for row in report.board.rows:
+        score = row.glue_score(report.compared)[0]
+        assert f"{score:.1f}" in glue_labels
+    assert abs(report.board.rows[0].glue_score(report.compared)[0] - np.mean(list(table.a.values()))) < 5
+
+
+def test_constant_scores_on_both_sides_still_get_a_verdict():
+    test = compare.seed_test([70.0] * 5, [71.0] * 5)
+    assert test.interval is None and test.p_value < 0.05 and test.verdict == "B better"
+    assert compare.seed_test([70.0] * 2, [71.0] * 2).verdict.startswith("needs more seeds")
+
+
+def test_runs_scored_on_other_dev_sets_are_not_compared(tmp_path):
+    labels = ["equivalent", "not_equivalent"] * 20
+    rng = np.random.default_rng(1)
+    for model, n in (("full", 40), ("subset", 20)):
+        for seed in (1, 2, 3):
+            add_run(tmp_path, model, "mrpc", seed, {"validation": (labels[:n], guesses(labels[:n], labels, 3, rng))})
+            path = next((tmp_path / "runs" / model).glob(f"mrpc-seed{seed}-*")) / "metrics.json"
+            record = json.loads(path.read_text())
+            path.write_text(json.dumps({**record, "data": {"examples": {"validation": n}}}))
+    [mrpc] = compare.build(tmp_path, "full", "subset").rows
+    assert mrpc.test is None and mrpc.missing == "not comparable: A scored 40 dev examples, B 20 (--max-eval-samples)"
 
 
 def test_two_settings_of_one_model_are_two_sides(tmp_path, capsys):

@@ -261,6 +261,11 @@ def test_a_folder_that_cannot_be_written_is_said_first(run_cli, capsys):
         pytest.skip("needs Linux's /sys, which refuses new files even to root")
     assert run_cli("--task", "rte", "--output-dir", "/sys/glue-run-test") == 2
     assert "/sys/glue-run-test cannot be written (/sys: Permission denied)" in err_of(capsys)
+    # the run's own folder can be written, but not the results folder whose tables it updates at its end
+    assert run_cli("--task", "rte", "--output-dir", "run", "--results-dir", "/sys/glue-run-results") == 2
+    assert "/sys/glue-run-results cannot be written (/sys: Permission denied); give the run a folder you can " \
+           "write (--results-dir)" in err_of(capsys)
+    assert not Path("run").exists()
 
 
 def test_task_all_over_a_folder_of_four_tasks_fails_before_the_first_run(run_cli, glue_dir, tmp_path, trained,
