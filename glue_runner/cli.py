@@ -419,6 +419,14 @@ def configs_from_args(args: argparse.Namespace, grid=None) -> list[RunConfig]:
             not all(task.multi_label for task in tasks.values()):
         raise GlueRunnerError(f"--threshold and --tune-threshold are for multi-label tasks, and "
                               f"{', '.join(t.name for t in tasks.values() if not t.multi_label)} is not one; drop them")
+    columns = [flag(n) for n in OWN_DATA if FIELDS[n].metadata["own_data"] == "files" and value_type(FIELDS[n]) is not Path
+               and common[n] != FIELDS[n].default]  # --text-columns, --label-column: where your files hold what
+    task_files = [given for given in tasks if is_task_file(given)]
+    if columns and (task_files or not any(common[n] for n in OWN_DATA if value_type(FIELDS[n]) is Path)):
+        raise GlueRunnerError(f"{', '.join(columns)} name{'s' if len(columns) == 1 else ''} columns of your own files, "
+                              + (f"and your task file {task_files[0]} names its own; drop them" if task_files else
+                                 "but no --train-file, --validation-file or --test-file is given; drop them, or give "
+                                 "the files"))
     own_only = [name for name in OWN_DATA if FIELDS[name].metadata["own_data"] == "labels" and common[name] is not None]
     glue = [task.name for task in tasks.values() if not task.own]
     if own_only and glue:
@@ -466,6 +474,10 @@ def check_combinations(given: dict, grid=None) -> None:
     if "label_columns" in given and "label_column" in given:
         raise GlueRunnerError("--label-column names one label column and --label-columns one 0/1 column per label; "
                               "give one of them")
+    if "fp16" in given and "bf16" in given:
+        raise GlueRunnerError("--fp16 and --bf16 exclude each other; pick one")
+    if "fp16" in given and given.get("device") == "cpu":
+        raise GlueRunnerError("--fp16 needs a CUDA GPU (CPUs have no fast float16); use --bf16 or drop the flag")
     adapt = [flag(k) for k in given if FIELDS[k].metadata["group"] == "adaptation" and k != "adapt_lm"]
     if adapt and "adapt_lm" not in given:
         raise GlueRunnerError(f"{', '.join(adapt)} set the language-model adaptation, which runs only with --adapt-lm; "
@@ -527,11 +539,11 @@ def check_sweep(configs: list[RunConfig], console: Console) -> None:
     are already done."""
     from . import data, results, trackers
 
+    check_data_present(configs)
     done = 0
     for cfg in configs:
         task = data.task_for(cfg)
         resolved = cfg.resolved(task.recipe)
-        data.split_files(task, resolved, with_test=False)
         if cfg.adapt_lm and not any(c.task == task.predict_with for c in configs):  # AX: its MNLI run adapts
             data.check_adapt_texts(task, resolved)
         if resolved.do_predict or not task.train_split:
@@ -552,6 +564,27 @@ def check_sweep(configs: list[RunConfig], console: Console) -> None:
         task = data.task_for(cfg)
         if task.own or data.own_files(cfg):  # their labels are checked now, not after the model has loaded
             data.load_splits(task, cfg, log=lambda *a, **k: None, with_test=cfg.do_predict)
+
+
+def check_data_present(configs: list[RunConfig]) -> None:
+    """Every task's data files are there: all that are missing said at once (--task all over a folder
+    of four tasks names the five others, not one a run), with the tasks that could run."""
+    from . import data
+
+    missing, tasks = {}, []
+    for cfg in configs:
+        task = data.task_for(cfg)
+        tasks.append(task.name) if task.name not in tasks else None
+        try:
+            data.split_files(task, cfg.resolved(task.recipe), with_test=False)
+        except GlueRunnerError as e:
+            missing.setdefault(task.name, str(e))
+    if len(missing) == 1:
+        raise GlueRunnerError(next(iter(missing.values())))
+    if missing:
+        present = [t for t in tasks if t not in missing]
+        raise GlueRunnerError(f"{len(missing)} of the {len(tasks)} tasks have no data: " + "; ".join(missing.values())
+                              + (f". The others can run: --task {','.join(present)}" if present else ""))
 
 
 def offline_if_unreachable(configs: list[RunConfig], console: Console) -> None:

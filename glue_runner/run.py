@@ -207,8 +207,9 @@ def load_hint(error: Exception, cfg: RunConfig) -> str:
     if "custom code" in text and not cfg.trust_remote_code:
         return "; pass --trust-remote-code only if you trust that code"
     if "connect" in text or "offline" in text.lower():
-        return ("; without internet, pass --model with a local model folder (one that save_pretrained made), and "
-                + data.OFFLINE_DATA)
+        hint = "; without internet, pass --model with a local model folder (one that save_pretrained made)"
+        local_data = cfg.data_dir or data.own_files(cfg) or data.is_task_file(cfg.task)
+        return hint if local_data else hint + ", and " + data.OFFLINE_DATA.removeprefix("without internet, ")
     return ""
 
 
@@ -292,7 +293,8 @@ def after_several_runs(configs: list[RunConfig], outcomes: list[Outcome], consol
     if grid:
         report = sweeps.record(grid, configs, outcomes)  # written first: the grid's record outlasts any later failure
         runs, name = report.chosen_runs(), report.name
-    glue = [(c, o) for c, o in runs if not task_for(c).own]  # your own tasks have no GLUE submission or column
+    # your own data or tasks have no GLUE submission or column
+    glue = [(c, o) for c, o in runs if "own data" not in results.run_notes(o.record)]
     if first.do_predict and len({c.task for c, _ in glue}) > 1:
         # One submission per invocation, from the first seed's runs: a fixed rule, not the best dev seed.
         firsts = [(c, o) for c, o in glue if c.seed == first.seed]

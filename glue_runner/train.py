@@ -54,8 +54,6 @@ class Runtime:
 
 
 def setup_runtime(cfg: RunConfig) -> Runtime:
-    if cfg.fp16 and cfg.bf16:
-        raise GlueRunnerError("--fp16 and --bf16 exclude each other; pick one")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     want = cfg.device

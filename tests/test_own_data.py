@@ -103,6 +103,14 @@ def test_a_sweep_of_your_own_task_over_seeds_ends_well(run_cli, tmp_path, capsys
     assert len(list(Path("results/runs").rglob("metrics.json"))) == 2
 
 
+def test_a_sweep_of_glue_tasks_on_your_own_files_ends_well(run_cli, tmp_path):
+    rows = "sentence,label\n" + "".join(f"film {i},{i % 2}\n" for i in range(16))
+    (tmp_path / "own.csv").write_text(rows)
+    assert run_cli("--task", "cola,sst2", "--train-file", str(tmp_path / "own.csv"), "--validation-file",
+                   str(tmp_path / "own.csv"), *FAST, data=False) == 0  # own data: no GLUE leaderboard, no error
+    assert len(list(Path("results/runs").rglob("metrics.json"))) == 2
+
+
 def test_a_multi_label_threshold_chosen_on_the_dev_set_is_recorded(run_cli, tmp_path):
     train, dev = tagged(tmp_path / "train.tsv", 48), tagged(tmp_path / "dev.tsv", 24, seed=1)
     assert run_cli("--train-file", str(train), "--validation-file", str(dev), "--label-column", "topics",

@@ -65,13 +65,21 @@ def test_no_weight_decay_on_biases_and_layer_norm(tiny_bert):
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
 
 
+def test_fp16_without_a_gpu():
+    # --device auto on a machine without a GPU is known only here; --device cpu is refused with the flags
+    with pytest.raises(GlueRunnerError, match="--fp16 needs a CUDA GPU"):
+        setup_runtime(RunConfig(task="cola", model="x", fp16=True, device="cpu"))
+
+
 @pytest.mark.parametrize("flags, message", [
-    ({"fp16": True, "device": "cpu"}, "--fp16 needs a CUDA GPU"),
-    ({"fp16": True, "bf16": True}, "exclude each other"),
+    (["--fp16", "--device", "cpu"], "--fp16 needs a CUDA GPU"),
+    (["--fp16", "--bf16"], "exclude each other"),
 ])
-def test_impossible_hardware_flags(flags, message):
-    with pytest.raises(GlueRunnerError, match=message):
-        setup_runtime(RunConfig(task="cola", model="x", **flags))
+def test_impossible_hardware_flags_are_said_with_the_other_flags(flags, message, capsys):
+    from glue_runner.cli import main
+
+    assert main(["--task", "cola", "--model", "x", *flags]) == 2  # before any library loads
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")

@@ -235,6 +235,8 @@ def test_a_head_fine_tuned_on_another_task_is_said_and_saved_with_the_new_labels
     (["--tune-threshold"], "--threshold and --tune-threshold are for multi-label tasks, and rte is not one"),
     (["--threshold", "0.3"], "are for multi-label tasks"),
     (["--adapt-epochs", "5"], "--adapt-epochs set the language-model adaptation, which runs only with --adapt-lm"),
+    (["--label-column", "foo"], "--label-column names columns of your own files, but no --train-file"),
+    (["--text-columns", "a,b"], "--text-columns names columns of your own files"),
 ])
 def test_bad_values_are_one_line_before_any_model_loads(run_cli, monkeypatch, capsys, flags, message):
     Path("a-file").write_text("not a folder")
@@ -274,7 +276,11 @@ def test_task_all_over_a_folder_of_four_tasks_fails_before_the_first_run(run_cli
     for name in ("CoLA", "SST-2", "MRPC", "STS-B"):
         shutil.copytree(glue_dir / name, partial / name)
     assert run_cli("--task", "all", *FAST, "--data-dir", str(partial), data=False) == 2
-    assert f"{partial}/QQP does not exist" in err_of(capsys) and trained == []
+    err = err_of(capsys)
+    assert "6 of the 10 tasks have no data" in err and trained == []
+    for name in ("QQP", "MNLI", "QNLI", "RTE", "WNLI", "diagnostic"):  # each named at once, not one a run
+        assert f"{partial}/{name} does not exist" in err
+    assert "The others can run: --task cola,sst2,mrpc,stsb" in err
 
 
 def test_do_predict_without_test_files_is_said_before_the_first_run(run_cli, glue_dir, tmp_path, trained, capsys):
@@ -420,6 +426,11 @@ def test_the_first_command_without_internet_says_what_works_offline(run_cli, cap
     err = err_of(capsys)
     assert "could not load model 'bert-base-uncased'" in err
     assert "without internet, pass --model with a local model folder" in err and "--data-dir with the GLUE TSV" in err
+    assert err.count("without internet") == 1
+    # with --data-dir already given, only the model is left to point to
+    assert run_cli("--task", "cola", "--model", "bert-base-uncased", model=False) == 2
+    err = err_of(capsys)
+    assert "without internet, pass --model with a local model folder" in err and "--data-dir" not in err
 
 
 def test_an_unreachable_hub_means_the_local_cache_at_once(tmp_path):
