@@ -315,6 +315,9 @@ def _label_set(path: Path, task: TaskSpec) -> tuple[str, ...]:
     found = set()
     for line_num, row in rows:
         text = str(row["label"]).strip()
+        if not text and not task.multi_label:  # (a multi-label row may carry no label)
+            raise GlueRunnerError(f"{path}:{line_num}: the label (column {_shown([columns['label']])}) is empty; give "
+                                  "every training row its label, or remove the row")
         found.update(_split_labels(text, task) if task.multi_label else [text])
     if not found:
         raise GlueRunnerError(f"{path}: no labels in column {_shown([columns['label']])}; check the file")
@@ -339,6 +342,7 @@ class RawSplit:
     source: str  # file or Hub address, for messages and the cache key
     fingerprint: str
     skipped: int = 0  # rows dropped for being short of columns
+    available: int | None = None  # its examples before --max-*-samples took the first N
 
 
 def load_splits(task: TaskSpec, cfg: RunConfig, log=print, with_test: bool = True) -> dict[str, RawSplit]:
@@ -470,6 +474,7 @@ def _subsample(splits: dict[str, RawSplit], cfg: RunConfig) -> dict[str, RawSpli
     for name, split in splits.items():
         limit = (cfg.max_train_samples if name == "train" else
                  cfg.max_eval_samples if name.startswith("validation") else cfg.max_predict_samples)
+        split.available = len(split.dataset)
         if limit is not None and limit < len(split.dataset):
             split.dataset = split.dataset.select(range(limit))
             split.fingerprint += f"-first{limit}"
@@ -512,6 +517,10 @@ def _read_rows(path: Path, task: TaskSpec, split: str, columns: dict, quoting: i
                        header=all(isinstance(c, str) for c in columns.values()))
 
 
+# More lines than this in one quoted field is an unclosed quote, not a long text with line breaks
+QUOTED_LINES = 100
+
+
 def _read_table(path: Path, task: TaskSpec, split: str, columns: dict, *, delimiter, quoting,
                 header) -> tuple[list, int]:
     """Read a delimited file; `columns` maps our column to a header name or, without a header, an index."""
@@ -534,7 +543,15 @@ def _read_table(path: Path, task: TaskSpec, split: str, columns: dict, *, delimi
             else:
                 positions = dict(columns)
                 width = max(positions.values()) + 1
+            previous = reader.line_num
             for row in reader:
+                if reader.line_num - previous > QUOTED_LINES:
+                    raise GlueRunnerError(
+                        f"{path}:{previous + 1}: a quoted field runs over {reader.line_num - previous:,} lines; a "
+                        "quote that is never closed takes the rest of the file with it. Close it (a quote inside a "
+                        "field is written \"\"), or, for raw text whose quotes are text, use a task file of your "
+                        "own with quoting: none")
+                previous = reader.line_num
                 if not row or row == [""]:
                     continue  # a blank line, as at the end of some files
                 if len(row) < width:

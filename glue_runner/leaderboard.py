@@ -361,7 +361,7 @@ def csv_text(board: Board) -> str:
             for m in c.metrics:
                 line += [fmt(cell and cell.mean(m)), fmt(cell and cell.std(m))]
             line.append(fmt(cell and cell.score))  # the task's metrics averaged, as the GLUE score uses it
-        score, present, shown = row.glue_score(glue_over or board.columns)
+        score, present, shown = row.glue_score(board.columns)
         rows.append(line + [fmt(score), f"{present}/{shown}", "" if row.source else row.note, row.source])
     return results.delimited_text(header, rows, ",")
 

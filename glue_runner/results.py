@@ -501,10 +501,14 @@ def run_notes(record: dict) -> list[str]:
     own_task = not config.get("task") or is_task_file(str(config["task"]))
     if config.get("train_file") or config.get("validation_file") or (own_task and "config" in record):
         notes.append("own data")
-    if config.get("max_train_samples"):
-        notes.append(f"subset: {config['max_train_samples']} train")
-    if config.get("max_eval_samples"):
-        notes.append(f"subset: {config['max_eval_samples']} dev")
+    examples, available = record.get("data", {}).get("examples", {}), record.get("data", {}).get("available")
+    for setting, kind in (("max_train_samples", "train"), ("max_eval_samples", "dev")):
+        splits = [s for s in examples if s == "train"] if kind == "train" else \
+            [s for s in examples if s.startswith("validation")]
+        # a limit at or above the data's size kept all of it; a record from before "available" cannot say
+        cut = available is None or any(examples[s] < available.get(s, examples[s] + 1) for s in splits)
+        if config.get(setting) and cut:
+            notes.append(f"subset: {config[setting]} {kind}")
     if config.get("num_train_epochs") == 0:
         notes.append("untrained")
     if config.get("probe"):

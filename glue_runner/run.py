@@ -10,6 +10,7 @@ import json
 import math
 import pickle
 import platform
+import signal
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -26,10 +27,10 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from . import data, layers, model_card, probe, results, trackers
 from .data import TaskSpec, get_task, task_for
-from .errors import GlueRunnerError
+from .errors import GlueRunnerError, Interrupted
 from .metrics import KINDS as KNOWN_METRICS
 from .metrics import choose_threshold, compute_metrics, confusion, confusion_figure, per_label_scores
-from .train import Report, Runtime, TrainStats, predict, seed_everything, setup_runtime, train
+from .train import Report, Runtime, StopRequest, TrainStats, predict, seed_everything, setup_runtime, train
 
 if TYPE_CHECKING:  # cli.py makes the config; nothing here needs cli at import time
     from .cli import RunConfig
@@ -353,15 +354,21 @@ def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, conso
         adaptation = adapt_first(cfg, task, output_dir, rt, console, say)
     seed_everything(cfg.seed)
     stage = console.status if rt.is_main else (lambda *a, **k: nullcontext())
-    with stage(f"loading {cfg.model}"):
-        loaded = model or source_model(task, cfg, say) or \
-            load_model(task, replace(cfg, model=adaptation["folder"]) if adaptation else cfg, say)
-    with stage(f"reading {task.name} data"):
-        splits = data.load_splits(task, cfg, log=say, with_test=cfg.do_predict)
-    if cfg.do_predict:
-        data.check_test_data(task, cfg)
-    with stage(f"tokenizing {task.name}"):
-        tokenized = data.tokenize(splits, task, loaded.tokenizer, cfg.max_seq_length, cfg.cache_dir)
+    # Ctrl-C while loading is heard and honoured once loading is done: a KeyboardInterrupt raised inside
+    # the libraries can be swallowed by their own bare `except:` (datasets' fingerprinting has some)
+    with StopRequest(say, "once loading is done; nothing is written") as stop:
+        with stage(f"loading {cfg.model}"):
+            loaded = model or source_model(task, cfg, say) or \
+                load_model(task, replace(cfg, model=adaptation["folder"]) if adaptation else cfg, say)
+        with stage(f"reading {task.name} data"):
+            splits = data.load_splits(task, cfg, log=say, with_test=cfg.do_predict)
+        if cfg.do_predict:
+            data.check_test_data(task, cfg)
+        with stage(f"tokenizing {task.name}"):
+            tokenized = data.tokenize(splits, task, loaded.tokenizer, cfg.max_seq_length, cfg.cache_dir)
+    if stop.signum:
+        raise Interrupted(stop.signum, f"stopped by {signal.Signals(stop.signum).name} while loading; nothing was "
+                                       "written, and the same command starts the run again")
     pad_id = loaded.tokenizer.pad_token_id or 0
     say(headline(cfg, task, rt, tokenized, loaded.model))
 
@@ -612,6 +619,7 @@ def make_record(cfg: RunConfig, task: TaskSpec, rt: Runtime, splits: dict, token
                   if stats else {}),
         "data": {"source": {n: s.source for n, s in splits.items()},
                  "examples": {n: len(d) for n, d in tokenized.items()},
+                 "available": {n: s.available for n, s in splits.items()},  # before --max-*-samples
                  "skipped_rows": {n: s.skipped for n, s in splits.items() if s.skipped}},
         "device": device_description(rt),
         "config": cfg.to_json(),

@@ -452,8 +452,9 @@ class StopRequest:
     A second signal stops at once (KeyboardInterrupt), for a user who cannot wait.
     """
 
-    def __init__(self, notice=lambda *a, **k: None):
-        self.signum, self.previous, self.notice = None, {}, notice
+    def __init__(self, notice=lambda *a, **k: None,
+                 when: str = "after this step (and after the evaluation, if one is running) with a checkpoint saved"):
+        self.signum, self.previous, self.notice, self.when = None, {}, notice, when
 
     def __enter__(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():  # Python allows handlers only there
@@ -468,8 +469,8 @@ class StopRequest:
         if self.signum is not None:
             raise KeyboardInterrupt
         self.signum = signum
-        self.notice(f"[yellow]{signal.Signals(signum).name}: stopping after this step (and after the evaluation, if "
-                    "one is running) with a checkpoint saved; press Ctrl-C again to stop at once[/]")
+        self.notice(f"[yellow]{signal.Signals(signum).name}: stopping {self.when}; press Ctrl-C again to stop at "
+                    "once[/]")
 
     def requested(self, rt: Runtime, sync_point: bool) -> bool:
         if rt.distributed:

@@ -154,3 +154,12 @@ def test_without_do_predict_the_test_files_are_not_read(run_cli, glue_dir, tmp_p
     assert run_cli("--task", "rte", *FAST, "--data-dir", str(data), data=False) == 0
     assert json.loads((run_dir("rte") / "metrics.json").read_text())["data"]["examples"] == {
         "train": 48, "validation": 24}
+
+
+def test_an_output_dir_outside_the_results_folder_is_said_to_stay_out_of_its_tables(run_cli, capsys):
+    args = ["--task", "rte", "--num-train-epochs", "0"]
+    assert run_cli(*args, "--output-dir", "elsewhere") == 0
+    assert "--output-dir elsewhere is outside --results-dir results, so runs.md and the leaderboard there will not " \
+           "list it" in capsys.readouterr().err
+    assert run_cli(*args, "--output-dir", "results/mine", "--seed", "2") == 0
+    assert "outside --results-dir" not in capsys.readouterr().err

@@ -455,3 +455,18 @@ def test_label_flags_that_contradict_each_other_are_refused(run_cli, tmp_path, c
     train = news(tmp_path / "news.csv")
     assert run_cli("--train-file", str(train), "--validation-file", str(train), *flags, data=False) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_empty_label_is_an_error_not_a_class(run_cli, tmp_path, capsys):
+    (tmp_path / "t.csv").write_text("text,topic\nhello,a\nworld,\nfoo,a\nbar,b\n")
+    assert run_cli("--train-file", str(tmp_path / "t.csv"), "--validation-file", str(tmp_path / "t.csv"),
+                   "--label-column", "topic", *FAST, data=False) == 2
+    assert "t.csv:3: the label (column 'topic') is empty" in capsys.readouterr().err
+
+
+def test_an_unclosed_quote_is_named_not_skipped_with_the_rest_of_the_file(run_cli, tmp_path, capsys):
+    lines = ["sentence,label", "hello,1", '"unterminated,0'] + [f"row {i},{i % 2}" for i in range(200)]
+    (tmp_path / "q.csv").write_text("\n".join(lines) + "\n")
+    assert run_cli("--task", "sst2", "--train-file", str(tmp_path / "q.csv"), "--validation-file",
+                   str(tmp_path / "q.csv"), data=False) == 2
+    assert "q.csv:3: a quoted field runs over 201 lines" in capsys.readouterr().err

@@ -160,8 +160,10 @@ def test_tables_say_which_rows_are_subsets_untrained_or_own_data(run_cli, tmp_pa
     assert run_cli("--task", "rte", *FAST) == 0
     assert run_cli("--task", "wnli", "--num-train-epochs", "0") == 0
     assert run_cli("--task", "sst2", *FAST, "--train-file", str(own), "--validation-file", str(own), data=False) == 0
+    # limits at or above the data's size keep all of it: no subset
+    assert run_cli("--task", "mrpc", *FAST, "--max-train-samples", "100000", "--max-eval-samples", "5000") == 0
     notes = {r["task"]: r["notes"] for r in table()}
-    assert notes == {"rte": "subset: 16 train", "wnli": "untrained", "sst2": "own data; subset: 16 train"}
+    assert notes == {"rte": "subset: 16 train", "wnli": "untrained", "sst2": "own data; subset: 16 train", "mrpc": ""}
     assert main(["leaderboard"]) == 0
     md = Path("results/leaderboard.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| Model"))
@@ -496,6 +498,26 @@ def test_ctrl_c_is_acknowledged_at_once():
         assert stop.signum == signal.SIGINT and len(heard) == 1
     assert "SIGINT: stopping after this step (and after the evaluation, if one is running)" in heard[0]
     assert "Ctrl-C again to stop at once" in heard[0]
+
+
+def test_ctrl_c_while_loading_is_heard_and_stops_the_run_before_training(run_cli, monkeypatch, capsys):
+    """A KeyboardInterrupt raised inside the libraries while they load can be swallowed by their own
+    bare `except:`; the request is kept instead, and honoured once loading is done."""
+    from glue_runner import data
+
+    real = data.load_splits
+
+    def load_splits(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+        return real(*args, **kwargs)  # loading goes on, as it would inside a library that swallowed it
+
+    monkeypatch.setattr(data, "load_splits", load_splits)
+    assert run_cli("--task", "rte", *FAST, "--output-dir", "run") == 130
+    err = err_of(capsys)
+    assert "SIGINT: stopping once loading is done; nothing is written" in err
+    assert "stopped by SIGINT while loading; nothing was written" in err
+    assert not Path("run/metrics.json").exists() and not results.list_checkpoints(Path("run"))
 
 
 def test_the_run_folder_is_printed_whole(run_cli, capsys, tmp_path):
