@@ -29,6 +29,7 @@ import errno
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -194,7 +195,10 @@ def folder_identity(folder: Path) -> dict | None:
         return None
     try:
         saved = json.loads(source.read_text(encoding="utf-8"))
-        return record_identity({"config": saved}) if source.name == "config.json" else record_identity(saved)
+        if source.name == "config.json":
+            return record_identity({"config": saved})
+        problem = record_problem(saved)
+        return {"unreadable": f"{source}: {problem}"} if problem else record_identity(saved)
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
         return {"unreadable": f"{source}: {e}"}
 
@@ -247,9 +251,10 @@ def check_writable(folder: Path, flag: str | None = None) -> None:
 def finished_record(folder: Path) -> dict | None:
     """The run's metrics.json, if it has one that can be read."""
     try:
-        return json.loads((Path(folder) / "metrics.json").read_text(encoding="utf-8"))
+        record = json.loads((Path(folder) / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return None if record_problem(record) else record
 
 
 def differences(theirs: dict, ours: dict) -> str:
@@ -487,12 +492,30 @@ def load_runs(results_dir: Path) -> tuple[list[dict], list[Unreadable]]:
         except (OSError, ValueError) as e:
             unreadable.append(Unreadable(path, str(e).splitlines()[0] if str(e) else type(e).__name__))
             continue
-        if not (isinstance(record, dict) and isinstance(record.get("metrics"), dict) and "task" in record):
-            unreadable.append(Unreadable(path, "not a glue-run record: no task or metrics"))
+        problem = record_problem(record)
+        if problem:
+            unreadable.append(Unreadable(path, problem))
             continue
         record["path"] = str(path.parent)
         runs.append(record)
     return runs, unreadable
+
+
+def record_problem(record) -> str:
+    """Why a parsed metrics.json is not a run the tables can use ("" when it is): a hand-edited or
+    foreign file must be named as unreadable, never crash a table or be read as numbers it is not."""
+    if not (isinstance(record, dict) and isinstance(record.get("metrics"), dict) and isinstance(record.get("task"), str)):
+        return "not a glue-run record: no task or metrics"
+    wrong = [k for k, v in record["metrics"].items()
+             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v))]
+    if wrong:
+        return f"metric {wrong[0]} is {record['metrics'][wrong[0]]!r}, not a number"
+    if not isinstance(record.get("seed", 0), int) or isinstance(record.get("seed"), bool):
+        return f"seed {record['seed']!r} is not a whole number"
+    for key in ("model_name", "date"):
+        if not isinstance(record.get(key, ""), str):
+            return f"{key} {record[key]!r} is not text"
+    return ""
 
 
 def run_notes(record: dict) -> list[str]:

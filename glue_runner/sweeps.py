@@ -329,12 +329,16 @@ def parse_bounds(texts: list[str] | None, file: Path | None, tasks: list[TaskSpe
     items = [(f"--expect '{text}'", text) for text in texts or []]
     if file:
         try:
-            lines = Path(file).read_text(encoding="utf-8").splitlines()
+            lines = Path(file).read_text(encoding="utf-8-sig").splitlines()  # -sig: editors that write a BOM
         except (OSError, UnicodeDecodeError) as e:
             raise GlueRunnerError(f"--expect-file {file} cannot be read ({getattr(e, 'strerror', None) or e}); "
                                   "give a text file with one bound a line") from None
         items += [(f"{file}:{n}", line.split("#")[0]) for n, line in enumerate(lines, start=1)]
-    return [parse_bound(where, bound, tasks) for where, text in items for bound in text.split(",") if bound.strip()]
+    bounds = [parse_bound(where, bound, tasks) for where, text in items for bound in text.split(",") if bound.strip()]
+    if file and not bounds:
+        raise GlueRunnerError(f"--expect-file {file} holds no bounds (only blank lines and comments): a gate that "
+                              "checks nothing would pass every time; add TASK:METRIC>=X lines")
+    return bounds
 
 
 def parse_bound(where: str, text: str, tasks: list[str]) -> Bound:
@@ -358,6 +362,9 @@ def parse_bound(where: str, text: str, tasks: list[str]) -> Bound:
         value = None
     if value is None or not math.isfinite(value):
         raise GlueRunnerError(f"{where}: '{number}' is not a finite number")
+    if abs(value) > 1:  # every metric lies in [-1, 1]; the tables' scores are x100
+        raise GlueRunnerError(f"{where}: {metric} lies between -1 and 1 in metrics.json (the tables show it x100), so "
+                              f"{number} cannot be met or missed; did you mean {value / 100:g}?")
     return Bound(task.name, metric, op, value)
 
 

@@ -3,6 +3,7 @@ the submission of the selected points), --expect/--expect-file (exit 3 when miss
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -126,19 +127,19 @@ def test_the_submission_comes_from_each_tasks_selected_point_and_first_seed(run_
 # ---- expected bounds -----------------------------------------------------------------
 
 def test_bounds_that_hold_exit_0_and_each_is_said(run_cli, capsys):
-    assert run_cli("--task", "rte,stsb", *FAST, "--expect", "rte:accuracy>=0,stsb:pearson>-1.5",
-                   "--expect", "stsb:combined_score<2") == 0
+    assert run_cli("--task", "rte,stsb", *FAST, "--expect", "rte:accuracy>=0,stsb:pearson>=-1",
+                   "--expect", "stsb:combined_score<=1") == 0
     err = " ".join(capsys.readouterr().err.split())
     assert err.count("held ") == 3 and "held rte:accuracy>=0: got" in err and "missed" not in err
 
 
 def test_a_missed_bound_exits_3_naming_it_and_its_value(run_cli, capsys, tmp_path):
-    (tmp_path / "bounds.txt").write_text("# CI gate\nrte:accuracy >= 0   # any score\n\nrte:accuracy>1.5, rte:accuracy<=1\n")
+    (tmp_path / "bounds.txt").write_text("# CI gate\nrte:accuracy >= 0   # any score\n\nrte:accuracy>1, rte:accuracy<=1\n")
     assert run_cli("--task", "rte", *FAST, "--expect-file", "bounds.txt") == 3
     err = " ".join(capsys.readouterr().err.split())
     accuracy = json.loads(next(Path("results/runs").rglob("metrics.json")).read_text())["metrics"]["accuracy"]
     assert "held rte:accuracy>=0: got" in err and "held rte:accuracy<=1: got" in err
-    assert f"missed 1 of 3 expected bound(s): rte:accuracy>1.5: got {accuracy:.4f} (mean of 1 seed(s))" in err
+    assert f"missed 1 of 3 expected bound(s): rte:accuracy>1: got {accuracy:.4f} (mean of 1 seed(s))" in err
 
 
 def test_with_a_grid_a_bound_applies_to_the_selected_point(run_cli, capsys):
@@ -155,6 +156,7 @@ def test_with_a_grid_a_bound_applies_to_the_selected_point(run_cli, capsys):
     ("rte:accuracy=0.5", "'rte:accuracy=0.5' is not TASK:METRIC followed by >=, >, <= or < and a number"),
     ("rte:accuracy>=high", "'high' is not a finite number"),
     ("squad:f1>0", "squad is not in this sweep (rte)"),
+    ("rte:accuracy>=50", "so 50 cannot be met or missed; did you mean 0.5?"),  # the tables' x100 scale
 ])
 def test_a_bad_bound_is_one_clear_line_and_exit_2_before_any_run(run_cli, capsys, expect, message):
     assert run_cli("--task", "rte", *FAST, "--expect", expect) == 2
@@ -169,6 +171,14 @@ def test_a_bad_bound_file_names_its_line(run_cli, capsys, tmp_path):
     assert "bounds.txt:2: rte does not report f1" in " ".join(capsys.readouterr().err.split())
     assert run_cli("--task", "rte", "--expect-file", "missing.txt") == 2
     assert "--expect-file missing.txt cannot be read" in " ".join(capsys.readouterr().err.split())
+    (tmp_path / "empty.txt").write_text("# every bound commented out\n\n")
+    assert run_cli("--task", "rte", "--expect-file", "empty.txt") == 2  # a gate that checks nothing
+    assert "--expect-file empty.txt holds no bounds" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_bound_file_saved_with_a_byte_order_mark_is_read(run_cli, tmp_path):
+    (tmp_path / "bom.txt").write_bytes("\ufeffrte:accuracy>=0\r\n".encode())
+    assert run_cli("--task", "rte", *FAST, "--expect-file", "bom.txt") == 0
 
 
 def test_ax_and_mnli_report_what_their_runs_record():
@@ -192,8 +202,15 @@ def test_smoke_fills_only_the_settings_not_given_and_the_recipe_the_rest():
     assert [c.num_train_epochs for c in gridded] == [2.0, 3.0]
 
 
-def test_smoke_runs_end_to_end_and_its_runs_are_noted_as_subsets(run_cli):
+def test_smoke_runs_end_to_end_and_its_runs_are_noted_as_subsets(run_cli, glue_dir, tmp_path):
     assert run_cli("--task", "rte", "--smoke", "--batch-size", "8") == 0
     record = next(iter(runs_on_disk().values()))
     assert (record["config"]["max_train_samples"], record["config"]["num_train_epochs"]) == (256, 1.0)
-    assert "subset: 256 train; subset: 256 dev" in Path("results/runs.md").read_text()
+    assert "| – | runs/tiny-bert/rte-seed42 |" in Path("results/runs.md").read_text()  # 48 examples: all kept
+    # a larger training file is cut to 256, and the tables say so
+    bigger = tmp_path / "big"
+    shutil.copytree(glue_dir, bigger)
+    lines = (bigger / "RTE" / "train.tsv").read_text().splitlines()
+    (bigger / "RTE" / "train.tsv").write_text("\n".join(lines[:1] + lines[1:] * 7) + "\n")
+    assert run_cli("--task", "rte", "--smoke", "--batch-size", "8", "--data-dir", str(bigger), data=False) == 0
+    assert "subset: 256 train" in Path("results/runs.md").read_text()

@@ -152,6 +152,27 @@ def test_an_unreadable_metrics_json_is_named_kept_listed_and_never_taken_over(ru
     assert len([k for k in records() if k.startswith("tiny-bert/rte-seed42-")]) == 1
 
 
+@pytest.mark.parametrize("change, reason", [
+    ({"metrics": {"accuracy": "abc"}}, "metric accuracy is 'abc', not a number"),
+    ({"seed": "x"}, "seed 'x' is not a whole number"),
+    ({"metrics": [0.5]}, "not a glue-run record: no task or metrics"),
+])
+def test_a_metrics_json_edited_into_nonsense_is_unreadable_not_a_crash(run_cli, capsys, change, reason):
+    from glue_runner.cli import main
+
+    assert run_cli("--task", "rte", *FAST) == 0
+    assert run_cli("--task", "wnli", *FAST) == 0
+    path = RUNS / "tiny-bert/rte-seed42/metrics.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    capsys.readouterr()
+    assert main(["leaderboard"]) == 0
+    assert f"warning: {path} cannot be read ({reason})" in err_of(capsys)
+    assert main(["compare", "tiny-bert", "other"]) == 2  # names B's absence, not a traceback
+    assert run_cli("--task", "rte", *FAST) == 0  # the same run again: a folder of its own, the edited one kept
+    kept = json.loads(path.read_text())
+    assert all(kept[k] == v for k, v in change.items())
+
+
 def test_tables_say_which_rows_are_subsets_untrained_or_own_data(run_cli, tmp_path, capsys):
     from glue_runner.cli import main
 
