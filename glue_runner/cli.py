@@ -554,6 +554,12 @@ def check_sweep(configs: list[RunConfig], console: Console) -> None:
             results.check_writable(cfg.results_dir, "--results-dir")  # its tables are rewritten when the run ends
         if cfg.cache_dir:  # tokenized data is written there once the model has loaded
             results.check_writable(cfg.cache_dir, "--cache-dir")
+        if plan.done and not cfg.overwrite and resolved.do_predict and task.train_split:
+            unpredicted = [s for s in task.test_splits if not (plan.folder / f"predictions_{s}.tsv").is_file()]
+            if unpredicted:
+                raise GlueRunnerError(f"{plan.folder} is already done, without test predictions (it ran without "
+                                      "--do-predict), and a finished run keeps no model to predict with; pass "
+                                      "--overwrite to run it again with --do-predict")
         done += bool(plan.done and not cfg.overwrite)
     if done:
         console.print(f"{done} of {len(configs)} run(s) already done: skipped (--overwrite redoes them)")

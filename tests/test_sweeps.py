@@ -214,3 +214,13 @@ def test_smoke_runs_end_to_end_and_its_runs_are_noted_as_subsets(run_cli, glue_d
     (bigger / "RTE" / "train.tsv").write_text("\n".join(lines[:1] + lines[1:] * 7) + "\n")
     assert run_cli("--task", "rte", "--smoke", "--batch-size", "8", "--data-dir", str(bigger), data=False) == 0
     assert "subset: 256 train" in Path("results/runs.md").read_text()
+
+
+def test_do_predict_on_a_finished_sweep_without_test_predictions_says_to_overwrite(run_cli, capsys):
+    assert run_cli("--task", "rte,wnli", *FAST) == 0
+    capsys.readouterr()
+    assert run_cli("--task", "rte,wnli", *FAST, "--do-predict") == 2  # said before anything runs
+    err = " ".join(capsys.readouterr().err.split())
+    assert "is already done, without test predictions" in err and "pass --overwrite" in err
+    assert run_cli("--task", "rte,wnli", *FAST, "--do-predict", "--overwrite") == 0
+    assert len(list(Path("results/runs").rglob("predictions_test.tsv"))) == 2
