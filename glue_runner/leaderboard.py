@@ -318,7 +318,8 @@ def footnotes(board: Board) -> list[str]:
 
 
 def metric_label(metric: str) -> str:
-    return {"f1": "F1", "accuracy": "Acc", "pearson": "Pearson", "spearmanr": "Spearman"}[metric]
+    """A metric's short name in a column head ("MRPC (F1/Acc)"); a metric without one shows its own."""
+    return {"f1": "F1", "accuracy": "Acc", "pearson": "Pearson", "spearmanr": "Spearman"}.get(metric, metric)
 
 
 def markdown(board: Board) -> str:
