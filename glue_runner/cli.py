@@ -412,6 +412,30 @@ def configs_from_args(args: argparse.Namespace, grid=None) -> list[RunConfig]:
     for name in names:
         task = task_for(RunConfig(task=name, **common))
         tasks.setdefault(task.name if not task.own else name, task)
+    check_tasks(common, tasks)
+    seeds = parse_list(args.seeds, "seeds", int) if args.seeds else [args.seed]
+    points = grid.points() if grid else [{}]
+
+    def order(given: str, seed: int, point: int) -> tuple:
+        task = tasks[given]
+        return (get_task(task.predict_with).order if task.predict_with else task.order or 0, seeds.index(seed), point,
+                bool(task.predict_with))
+
+    runs = sorted(((given, seed, i) for given in tasks for seed in seeds for i in range(len(points))),
+                  key=lambda r: order(*r))
+    configs = []
+    for given, seed, i in runs:
+        out = (args.output_dir / f"{tasks[given].name}-seed{seed}" if len(runs) > 1 and args.output_dir
+               else args.output_dir)
+        configs.append(RunConfig(task=given, seed=seed, output_dir=out, **{**common, **points[i]}))
+    for cfg in configs:
+        check_bounds(cfg)
+        check_paths(cfg)
+    return configs
+
+
+def check_tasks(common: dict, tasks: dict) -> None:
+    """Settings that the sweep's tasks (the task as given -> its TaskSpec) make meaningless."""
     if common["probe"] and any(task.predict_with for task in tasks.values()):
         raise GlueRunnerError("--probe trains a head for each task on its own training data, and AX has none; "
                               "drop ax from --task")
@@ -433,25 +457,6 @@ def configs_from_args(args: argparse.Namespace, grid=None) -> list[RunConfig]:
         raise GlueRunnerError(f"{', '.join(flag(f) for f in own_only)} describe your own data's labels, but "
                               f"{', '.join(glue)} has GLUE's; drop them, or leave out --task to read a task from "
                               "your files")
-    seeds = parse_list(args.seeds, "seeds", int) if args.seeds else [args.seed]
-    points = grid.points() if grid else [{}]
-
-    def order(given: str, seed: int, point: int) -> tuple:
-        task = tasks[given]
-        return (get_task(task.predict_with).order if task.predict_with else task.order or 0, seeds.index(seed), point,
-                bool(task.predict_with))
-
-    runs = sorted(((given, seed, i) for given in tasks for seed in seeds for i in range(len(points))),
-                  key=lambda r: order(*r))
-    configs = []
-    for given, seed, i in runs:
-        out = (args.output_dir / f"{tasks[given].name}-seed{seed}" if len(runs) > 1 and args.output_dir
-               else args.output_dir)
-        configs.append(RunConfig(task=given, seed=seed, output_dir=out, **{**common, **points[i]}))
-    for cfg in configs:
-        check_bounds(cfg)
-        check_paths(cfg)
-    return configs
 
 
 def check_combinations(given: dict, grid=None) -> None:
