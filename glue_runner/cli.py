@@ -142,7 +142,8 @@ class RunConfig:
                                         minimum=0, fallback=0.0, card=True, fine_tuning=True)
     eval_batch_size: int | None = option(None, "examples per evaluation batch (default: 4 x --batch-size)",
                                          group="training", minimum=1, changes_result=False)
-    max_grad_norm: float = option(1.0, "clip the gradient norm to this", group="training", above=0, card=True, fine_tuning=True)
+    max_grad_norm: float = option(1.0, "clip the gradient norm to this", group="training", above=0, card=True,
+                                  fine_tuning=True)
     gradient_accumulation_steps: int = option(1, "micro-batches per optimizer step", group="training", minimum=1,
                                               card=True, fine_tuning=True)
     auto_batch_size: bool = option(False, "on CUDA out-of-memory, halve the examples per forward pass and "
@@ -152,7 +153,8 @@ class RunConfig:
     layer_lr_decay: float | None = option(None, "discriminative learning rates: the head trains at --learning-rate, "
                                                 "the top layer at F times that, each layer below at F times the one "
                                                 "above, the embeddings last (ELECTRA's layer-wise decay; off unless "
-                                                "given)", group="training", above=0, maximum=1, card=True, fine_tuning=True)
+                                                "given)", group="training", above=0, maximum=1, card=True,
+                                          fine_tuning=True)
     freeze_layers: int = option(0, "freeze the embeddings and the lowest N layers for the whole run (0: none)",
                                 group="training", minimum=0, card=True, fine_tuning=True)
     gradual_unfreezing: bool = option(False, "ULMFiT's gradual unfreezing: the first epoch trains only the head "
@@ -443,8 +445,9 @@ def check_tasks(common: dict, tasks: dict) -> None:
             not all(task.multi_label for task in tasks.values()):
         raise GlueRunnerError(f"--threshold and --tune-threshold are for multi-label tasks, and "
                               f"{', '.join(t.name for t in tasks.values() if not t.multi_label)} is not one; drop them")
-    columns = [flag(n) for n in OWN_DATA if FIELDS[n].metadata["own_data"] == "files" and value_type(FIELDS[n]) is not Path
-               and common[n] != FIELDS[n].default]  # --text-columns, --label-column: where your files hold what
+    # --text-columns, --label-column: where your files hold what
+    columns = [flag(n) for n in OWN_DATA if FIELDS[n].metadata["own_data"] == "files"
+               and value_type(FIELDS[n]) is not Path and common[n] != FIELDS[n].default]
     task_files = [given for given in tasks if is_task_file(given)]
     if columns and (task_files or not any(common[n] for n in OWN_DATA if value_type(FIELDS[n]) is Path)):
         raise GlueRunnerError(f"{', '.join(columns)} name{'s' if len(columns) == 1 else ''} columns of your own files, "
@@ -703,8 +706,9 @@ def compare_command(argv: list[str], console: Console) -> int:
 def check_results_dir(folder: Path) -> None:
     """A results folder to read is there (a misspelled one is not made, empty, by reading it)."""
     if not folder.is_dir():
-        raise GlueRunnerError(f"--results-dir {folder} {'is a file, not a folder' if folder.exists() else 'does not exist'}; "
-                              "give the folder your runs wrote to (--results-dir of glue-run, results by default)")
+        why = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise GlueRunnerError(f"--results-dir {folder} {why}; give the folder your runs wrote to (--results-dir of "
+                              "glue-run, results by default)")
 
 
 def validate_command(argv: list[str], console: Console) -> int:

@@ -41,7 +41,8 @@ def command(cfg: dict, base: str) -> str:
             continue
         if names_path(f, value):
             value = Path(value).name
-        words += [flag(name)] if value is True else [flag(name), ",".join(value) if isinstance(value, list) else str(value)]
+        words += [flag(name)] if value is True else \
+            [flag(name), ",".join(value) if isinstance(value, list) else str(value)]
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -85,7 +86,8 @@ def body(record: dict, task: TaskSpec, data: ModelCardData, base: str) -> str:
     cfg, files = record["config"], own_files(record, task)
     if files:
         named = ", ".join(f"{role} `{file.name}`" for role, file in files.items())
-        source = f"own data ({named}) for " + (f"the task `{task.name}`" if task.own else f"the GLUE {task.glue_dir} task")
+        source = f"own data ({named}) for " + (f"the task `{task.name}`" if task.own else
+                                               f"the GLUE {task.glue_dir} task")
     else:
         source = f"GLUE {task.glue_dir} (`{task.hub}`, config `{task.name}`" + \
                  (", read from the original GLUE TSV files)" if cfg["data_dir"] else ")")
