@@ -30,7 +30,7 @@ from transformers import AutoModel, AutoModelForMaskedLM
 from . import data, results
 from .data import TaskSpec
 from .errors import GlueRunnerError
-from .run import ProgressBar, hub_options, load_hint, load_tokenizer, start_or_resume
+from .run import ProgressBar, hub_options, load_hint, load_tokenizer, start_or_resume, warning
 from .train import Runtime, collate, seed_everything, to_device, train
 
 if TYPE_CHECKING:  # cli.py makes the config; nothing here needs cli at import time
@@ -177,7 +177,7 @@ def adapt_first(cfg: RunConfig, task: TaskSpec, run_dir: Path, rt: Runtime, cons
 
     with ProgressBar(console, rt) as bar:
         stats = train(model, training, lm_cfg, rt, pad_id=pad_id, on_epoch_end=after_epoch, report=bar.update,
-                      output_dir=folder, resume_from=resume_from, log=say, collate_fn=masker.collate)
+                      output_dir=folder, resume_from=resume_from, log=warning(say), collate_fn=masker.collate)
     record = {
         "source": cfg.identity()["adapt_lm"],
         "texts": {"train": len(training), "heldout": len(heldout)},

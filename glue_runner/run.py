@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -356,7 +357,7 @@ def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, conso
     stage = console.status if rt.is_main else (lambda *a, **k: nullcontext())
     # Ctrl-C while loading is heard and honoured once loading is done: a KeyboardInterrupt raised inside
     # the libraries can be swallowed by their own bare `except:` (datasets' fingerprinting has some)
-    with StopRequest(say, "once loading is done; nothing is written") as stop:
+    with StopRequest(warning(say), "once loading is done; nothing is written") as stop:
         with stage(f"loading {cfg.model}"):
             loaded = model or source_model(task, cfg, say) or \
                 load_model(task, replace(cfg, model=adaptation["folder"]) if adaptation else cfg, say)
@@ -383,7 +384,7 @@ def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, conso
             stats = train(loaded.model, loaded.labels.for_training(tokenized["train"]), cfg, rt, pad_id=pad_id,
                           on_epoch_end=lambda epoch: tracker.log_epoch(scorer.after_epoch(epoch)),
                           report=each(bar.update, tracker.log_step), output_dir=output_dir,
-                          resume_from=resume_from, log=say)
+                          resume_from=resume_from, log=warning(say))
         evaluation = scorer.latest or scorer.evaluate()  # nothing trained (AX, zero epochs): score now
         test_predictions = {split: scorer.predict(split) for split in task.test_splits} if cfg.do_predict else {}
     files = prediction_files(loaded.labels, splits, evaluation.predictions, test_predictions)
@@ -549,6 +550,11 @@ class ProgressBar:
             if done == total:
                 self.progress.remove_task(task_id)
         return on_batch
+
+
+def warning(say):
+    """say() for the loop's plain-text warnings: in yellow, their own brackets shown as text."""
+    return lambda text: say(f"[yellow]{escape(text)}[/]")
 
 
 def each(*callbacks):

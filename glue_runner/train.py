@@ -216,6 +216,8 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
 
     With output_dir, a checkpoint is saved every cfg.save_steps steps, at each epoch end and
     on SIGINT/SIGTERM; resume_from continues from one exactly (same batches, same dropout).
+    log(text) gets the loop's warnings as plain text (a stop heard, smaller passes after an
+    out-of-memory); how they look is the caller's business.
     """
     layers.set_trainable(model, cfg, epoch=None)  # before DDP and the optimizer take the parameters that train
     runner, base = wrap_model(model, rt, cfg)
@@ -469,8 +471,7 @@ class StopRequest:
         if self.signum is not None:
             raise KeyboardInterrupt
         self.signum = signum
-        self.notice(f"[yellow]{signal.Signals(signum).name}: stopping {self.when}; press Ctrl-C again to stop at "
-                    "once[/]")
+        self.notice(f"{signal.Signals(signum).name}: stopping {self.when}; press Ctrl-C again to stop at once")
 
     def requested(self, rt: Runtime, sync_point: bool) -> bool:
         if rt.distributed:
@@ -521,8 +522,8 @@ def fewer_examples_per_pass(cfg: RunConfig, rt: Runtime, parts: int, step: int, 
     if rt.device.type == "cuda":
         torch.cuda.empty_cache()
     if cfg.auto_batch_size and per_pass > 1 and not rt.distributed:
-        log(f"[yellow]out of memory at step {step} with {per_pass} examples per pass; --auto-batch-size: "
-            f"trying {-(-cfg.batch_size // (2 * parts))} per pass, the same effective batch[/]")
+        log(f"out of memory at step {step} with {per_pass} examples per pass; --auto-batch-size: "
+            f"trying {-(-cfg.batch_size // (2 * parts))} per pass, the same effective batch")
         return 2 * parts
     half = max(1, per_pass // 2)
     accumulation = cfg.gradient_accumulation_steps * -(-cfg.batch_size // half)
