@@ -415,7 +415,7 @@ def configs_from_args(args: argparse.Namespace, grid=None) -> list[RunConfig]:
         task = task_for(RunConfig(task=name, **common))
         tasks.setdefault(task.name if not task.own else name, task)
     check_tasks(common, tasks)
-    seeds = parse_list(args.seeds, "seeds", int) if args.seeds else [args.seed]
+    seeds = list(dict.fromkeys(parse_list(args.seeds, "seeds", int))) if args.seeds else [args.seed]  # 1,1: once
     points = grid.points() if grid else [{}]
 
     def order(given: str, seed: int, point: int) -> tuple:
