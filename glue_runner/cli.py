@@ -165,14 +165,12 @@ class RunConfig:
                        below=2**32, card=True)  # numpy's seeds are 32-bit
     logging_steps: int = option(20, "read the loss back every N steps", group="training", minimum=1,
                                 changes_result=False)
-    # hardware
     device: str = option("auto", "where to run", group="hardware", choices=("auto", "cpu", "cuda"),
                          changes_result=False)
     fp16: bool = option(False, "float16 autocast with a gradient scaler (CUDA only)", group="hardware")
     bf16: bool = option(False, "bfloat16 autocast", group="hardware")
     cuda_graphs: bool = option(True, "run eagerly instead of replaying CUDA graphs per length bucket",
                                group="hardware", flags=("--no-cuda-graphs",), changes_result=False)
-    # outputs
     output_dir: Path | None = option(None, "this run's folder (default: results/runs/<model>/<task>-seed<seed>)",
                                      group="outputs", changes_result=False)
     results_dir: Path = option(Path("results"), "where the results tables live", group="outputs",
@@ -610,7 +608,6 @@ def offline_if_unreachable(configs: list[RunConfig], console: Console) -> None:
     """Without internet, the Hugging Face libraries retry for a minute before failing; when a run
     needs the Hub and it does not answer, tell them to use their local cache at once (they read
     this when they are imported, so it is done first). Behind a proxy a direct probe says nothing."""
-    import os
     import socket
     from urllib.parse import urlparse
 
