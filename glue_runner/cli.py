@@ -569,11 +569,6 @@ def check_sweep(configs: list[RunConfig], console: Console) -> None:
         done += bool(plan.done and not cfg.overwrite)
     if done:
         console.print(f"{done} of {len(configs)} run(s) already done: skipped (--overwrite redoes them)")
-    outside = [c for c in configs if c.output_dir and not Path(c.output_dir).resolve().is_relative_to(
-        Path(c.results_dir).resolve())]
-    if outside:
-        console.print(f"note: --output-dir {outside[0].output_dir} is outside --results-dir {outside[0].results_dir}, "
-                      "so runs.md and the leaderboard there will not list it", highlight=False, soft_wrap=True)
     if any(cfg.report_to == "tensorboard" for cfg in configs):
         trackers.check_installed()
     offline_if_unreachable(configs, console)
@@ -581,6 +576,11 @@ def check_sweep(configs: list[RunConfig], console: Console) -> None:
         task = data.task_for(cfg)
         if task.own or data.own_files(cfg):  # their labels are checked now, not after the model has loaded
             data.load_splits(task, cfg, log=lambda *a, **k: None, with_test=cfg.do_predict)
+    outside = [c for c in configs if c.output_dir and not Path(c.output_dir).resolve().is_relative_to(
+        Path(c.results_dir).resolve())]
+    if outside:
+        console.print(f"note: --output-dir {outside[0].output_dir} is outside --results-dir {outside[0].results_dir}, "
+                      "so runs.md and the leaderboard there will not list it", highlight=False, soft_wrap=True)
 
 
 def check_data_present(configs: list[RunConfig]) -> None:

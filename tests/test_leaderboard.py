@@ -162,9 +162,12 @@ def test_leaderboard_command(tmp_path, capsys):
     assert (tmp_path / "leaderboard.png").read_bytes().startswith(PNG_SIGNATURE)
 
     assert main(["leaderboard", "--results-dir", str(tmp_path), "--since", "soon"]) == 2
+    assert main(["leaderboard", "--results-dir", str(tmp_path / "missing")]) == 2
+    (tmp_path / "empty").mkdir()
     assert main(["leaderboard", "--results-dir", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert "YYYY-MM-DD" in err and "no finished runs" in err
+    assert "missing does not exist" in err and not (tmp_path / "missing").exists()  # not made by reading it
 
 
 def test_the_chart_title_and_legend_fit_inside_the_picture(tmp_path):
