@@ -230,10 +230,10 @@ def _check_not_lists(names: tuple[str, ...], path: Path, cfg: RunConfig) -> None
                 "each combination as a class of its own")
 
 
-
 def _task_file(path: Path) -> TaskSpec:
     if not path.expanduser().is_file():
-        raise GlueRunnerError(f"task file {path} {not_a_file(path)}; give a GLUE task's name or the path of your task file")
+        raise GlueRunnerError(f"task file {path} {not_a_file(path)}; give a GLUE task's name or the path of your "
+                              "task file")
     path = path.expanduser().resolve()
     spec = _parse(path.read_text(encoding="utf-8"), str(path), {"recipe": _defaults()["recipe"]}, folder=path.parent)
     if spec.name in registry():
