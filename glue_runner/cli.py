@@ -729,7 +729,6 @@ def validate_command(argv: list[str], console: Console) -> int:
 SUBCOMMANDS = {"leaderboard": leaderboard_command, "compare": compare_command, "validate-submission": validate_command}
 
 
-
 def run_subcommand(name: str, argv: list[str], console: Console) -> int:
     try:
         return SUBCOMMANDS[name](argv, console)
