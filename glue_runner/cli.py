@@ -471,7 +471,7 @@ def check_combinations(given: dict, grid=None) -> None:
             raise GlueRunnerError(f"--probe trains only a linear head on the frozen encoder's features (scikit-learn), "
                                   f"so {', '.join(unused)} would change nothing"
                                   + (" (and there is no fine-tuned model to save)" if "save_model" in given else "")
-                                  + "; drop them, or drop --probe to fine-tune")
+                                  + f"; drop {'it' if len(unused) == 1 else 'them'}, or drop --probe to fine-tune")
     if given.get("problem_type") in ("single_label", "regression"):
         lists = [flag(k) for k in ("label_delimiter", "label_columns") if k in given]
         if lists:
