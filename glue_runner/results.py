@@ -109,8 +109,8 @@ def _fsync(path: Path) -> None:
 @contextmanager
 def disk_errors(what: str, state: str, action: str, where: Path | None = None):
     """An error while writing (a full disk, a folder removed mid-run) as one clear line that says
-    what is still on disk and what to do. `where`: a folder on the disk being written, to tell a
-    full disk from other failures when the writer does not say (torch.save's 'unexpected pos')."""
+    what is still on disk and what to do. `where`: a folder on the disk being written, whose free
+    space tells a full disk from other failures when the writer does not say which it was."""
     try:
         yield
     except OSError as e:
@@ -121,7 +121,10 @@ def disk_errors(what: str, state: str, action: str, where: Path | None = None):
         # safetensors and torch.save report a failed write as their own errors, not OSError
         if type(e).__name__ != "SafetensorError" and not (isinstance(e, RuntimeError) and "inline_container" in str(e)):
             raise
-        full = "os error 28" in str(e) or (where is not None and _free_bytes(where) < 2**20)
+        # torch.save's "unexpected pos" is a short write: seen only on a full disk (its space is free
+        # again by now, the half-written folder removed)
+        full = any(sign in str(e) for sign in ("os error 28", "unexpected pos")) or \
+            (where is not None and _free_bytes(where) < 2**20)
         reason = "No space left on device" if full else str(e).splitlines()[0]
         raise GlueRunnerError(_write_failed(what, reason, state, action, full)) from None
 
