@@ -190,20 +190,22 @@ def row_names(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         variants = {v: json.loads(v) for n, v in keys if n == name}
         differ = sorted({k for a in variants.values() for b in variants.values() for k in {*a, *b} if a.get(k) != b.get(k)})
         for v, settings in variants.items():
-            shown = ", ".join(setting_text(k, settings.get(k)) for k in differ)
-            names[(name, v)] = name + (f" ({shown})" if differ else "")
+            shown = ", ".join(text for k in differ if (text := setting_text(k, settings.get(k))))
+            names[(name, v)] = name + (f" ({shown})" if shown else "")
     return names
 
 
 def setting_text(key: str, value) -> str:
-    """A setting as a row's name shows it: a switch by its name ("probe", "not probe"), a recipe
-    setting left to the recipe as "recipe", others as key=value."""
+    """A setting as a row's name shows it: a switch by its name when on, a recipe setting left to
+    the recipe as "recipe", others as key=value; "" for a setting off or unset, so the plain run's
+    row is the model's name alone beside "model (probe)". The names stay distinct: two rows that
+    differ in a setting show it on at least one of them."""
     from .cli import FIELDS
 
     if isinstance(value, bool):
-        return key if value else f"not {key}"
-    if value is None and FIELDS[key].metadata["fallback"] is not None:
-        return f"{key}=recipe"
+        return key if value else ""
+    if value is None:
+        return f"{key}=recipe" if FIELDS[key].metadata["fallback"] is not None else ""
     return f"{key}={value}"
 
 

@@ -291,7 +291,7 @@ def test_probe_and_fine_tuned_rows_sit_side_by_side(run_cli):
     assert main(["leaderboard"]) == 0
     rows = [line.split("|")[1].strip() for line in Path("results/leaderboard.md").read_text().splitlines()
             if line.startswith("| tiny-bert")]
-    assert sorted(rows) == ["tiny-bert (learning_rate=0.001, num_train_epochs=1.0, not probe)",
+    assert sorted(rows) == ["tiny-bert (learning_rate=0.001, num_train_epochs=1.0)",
                             "tiny-bert (learning_rate=recipe, num_train_epochs=recipe, probe)"]
     assert "| probe |" in Path("results/runs.md").read_text()  # runs.md says which run is a probe
 
