@@ -569,8 +569,10 @@ def rich_table(header: list[str], rows: list[list[str]], title: str):
     return out
 
 
-def chart_path(results_dir: Path, a: str, b: str) -> Path:
-    return Path(results_dir) / f"compare-{results.safe_name(a)}-vs-{results.safe_name(b)}.png"
+def chart_path(results_dir: Path, a: str, b: str, tasks: list[str] | None) -> Path:
+    """Named by what it compares, so a comparison of some tasks does not replace the full one."""
+    only = "-" + "-".join(tasks) if tasks else ""
+    return Path(results_dir) / f"compare-{results.safe_name(a)}-vs-{results.safe_name(b)}{only}.png"
 
 
 def show(console, results_dir: Path, a: str, b: str, tasks: list[str] | None = None,
@@ -580,7 +582,7 @@ def show(console, results_dir: Path, a: str, b: str, tasks: list[str] | None = N
     from rich.console import Console
 
     report = build(results_dir, a, b, tasks)
-    png = chart_path(results_dir, a, b)
+    png = chart_path(results_dir, a, b, tasks)
     results.write_atomic(png, results.png(leaderboard.chart(report.board, report.verdicts(), report.compared)))
     # Piped output has no width to fit: give the wide table room instead of wrapping every cell.
     out = Console(width=None if sys.stdout.isatty() else 250)

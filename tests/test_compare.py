@@ -288,6 +288,10 @@ def test_compare_command(results_dir, capsys):
     assert "- CoLA, seed 3: the runs scored different dev examples" in text
     assert "| CoLA | 2 | +" in text and "| CoLA | 3 |" not in text
     assert (results_dir / "compare-base-vs-new.png").read_bytes()[:4] == b"\x89PNG"
+    full = (results_dir / "compare-base-vs-new.png").read_bytes()
+    assert main(["compare", "base", "new", "--task", "sst2", "--results-dir", str(results_dir)]) == 0
+    assert (results_dir / "compare-base-vs-new-sst2.png").exists()  # beside the full chart, not over it
+    assert (results_dir / "compare-base-vs-new.png").read_bytes() == full
 
 
 def test_the_chart_carries_each_verdict_over_its_group(results_dir):
