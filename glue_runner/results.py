@@ -41,18 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .data import is_task_file
+from .data import glue_tasks, is_task_file
 from .errors import GlueRunnerError
 
 if TYPE_CHECKING:  # cli.py makes the config; nothing here needs cli at import time
     import torch
 
     from .cli import RunConfig
-
-# evaluate's GLUE metric names, in the order tables show them
-METRIC_ORDER = ["matthews_correlation", "accuracy", "f1", "pearson", "spearmanr", "combined_score",
-                "accuracy_mm"]
-
 
 def safe_name(name: str) -> str:
     """A folder name that stays inside its parent: no separators, no '..', no odd characters."""
@@ -543,7 +538,10 @@ def run_notes(record: dict) -> list[str]:
 
 
 def table_rows(runs: list[dict], unreadable: list[Unreadable], results_dir: Path) -> tuple[list[str], list[list]]:
-    metric_names = [m for m in METRIC_ORDER if any(m in r["metrics"] for r in runs)]
+    # the GLUE tasks' metrics first, in the leaderboard's order (tasks/*.yaml), then any others
+    glue_order = dict.fromkeys(m + split.metric_suffix for t in glue_tasks() for split in t.splits.values()
+                               for m in t.metrics)
+    metric_names = [m for m in glue_order if any(m in r["metrics"] for r in runs)]
     metric_names += sorted({m for r in runs for m in r["metrics"]} - set(metric_names))
     header = ["date", "task", "model", "seed", *metric_names, "train_samples", "samples_per_s", "train_s", "notes",
               "run"]

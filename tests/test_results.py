@@ -54,6 +54,8 @@ def test_tables_are_regenerated_from_every_run_and_name_the_unreadable_ones(tmp_
     assert [(r["task"], r["model"], r["matthews_correlation"], r["f1"]) for r in rows[:2]] == [
         ("cola", "m1", "0.5000", ""), ("mrpc", "m2", "", "0.9000")]
     assert rows[2]["run"] == "runs/broken" and rows[2]["notes"].startswith("UNREADABLE: ")
+    # GLUE metrics in the leaderboard's order (from tasks/*.yaml), any others after them
+    assert list(rows[0])[4:8] == ["matthews_correlation", "accuracy", "f1", "combined_score"]
     md = (tmp_path / "runs.md").read_text()
     assert "| cola | m1 | 1 | 0.5000 | – |" in md and "UNREADABLE" in md
     assert (tmp_path / "runs" / "broken" / "metrics.json").read_text() == "{half"
