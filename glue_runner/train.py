@@ -545,7 +545,8 @@ def logits_of(model: torch.nn.Module, batch: dict) -> torch.Tensor:
 def predict(model: torch.nn.Module, dataset, cfg: RunConfig, rt: Runtime, *, pad_id: int,
             on_batch: Callable[[int, int], None] | None = None, read=logits_of) -> np.ndarray:
     """Logits (or what `read(model, batch)` returns per example) for every example of `dataset`,
-    in dataset order, on every rank; on_batch(done, total) after each batch.
+    in dataset order, on every rank; on_batch(done, total) before the first batch (done=0, so a
+    bar shows its length from the start) and after each.
 
     Batches are sorted by length (little padding) and larger than in training.
     Under torchrun each rank scores its share and the shares are gathered by
@@ -558,6 +559,8 @@ def predict(model: torch.nn.Module, dataset, cfg: RunConfig, rt: Runtime, *, pad
     positions, outputs = [], []
     batches = make_batches(lengths, cfg.eval_batch_size or 4 * cfg.batch_size, shuffle=False, seed=0,
                            rank=rt.rank, world_size=rt.world_size)
+    if on_batch:
+        on_batch(0, len(batches))
     for done, indices in enumerate(batches, start=1):
         batch = collate(dataset, indices, pad_id, cfg.max_seq_length, buckets=False, multiple=pad_multiple(rt.device))
         batch.pop("labels", None)
