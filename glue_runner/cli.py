@@ -482,8 +482,6 @@ def check_combinations(given: dict, grid=None) -> None:
                               "give one of them")
     if "fp16" in given and "bf16" in given:
         raise GlueRunnerError("--fp16 and --bf16 exclude each other; pick one")
-    if "fp16" in given and given.get("device") == "cpu":
-        raise GlueRunnerError("--fp16 needs a CUDA GPU (CPUs have no fast float16); use --bf16 or drop the flag")
     adapt = [flag(k) for k in given if FIELDS[k].metadata["group"] == "adaptation" and k != "adapt_lm"]
     if adapt and "adapt_lm" not in given:
         raise GlueRunnerError(f"{', '.join(adapt)} set the language-model adaptation, which runs only with --adapt-lm; "
@@ -540,11 +538,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def check_sweep(configs: list[RunConfig], console: Console) -> None:
     """What can be checked for every run of the sweep before the libraries and any model load:
-    its data files are there, its folder (and --cache-dir) can be written and is not in use by another glue-run,
-    your own files' labels fit the task, and the Hub answers if it is needed. Says which runs
-    are already done."""
+    the device it asks for is there, its data files are there, its folder (and --cache-dir) can be written
+    and is not in use by another glue-run, your own files' labels fit the task, and the Hub answers if it
+    is needed. Says which runs are already done."""
     from . import data, results, trackers
 
+    for cfg in configs:
+        if cfg.device == "cuda" or cfg.fp16:  # only these can ask for a GPU that is not there; torch loads to look
+            from .train import device_type
+            device_type(cfg)
     check_data_present(configs)
     done = 0
     for cfg in configs:

@@ -53,26 +53,31 @@ class Runtime:
         return self.world_size > 1
 
 
-def setup_runtime(cfg: RunConfig) -> Runtime:
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+def device_type(cfg: RunConfig) -> str:
+    """"cuda" or "cpu": what --device and the precision flags ask for, if this machine has it."""
     want = cfg.device
     if want == "auto":
         want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want not in ("cuda", "cpu"):
+        raise GlueRunnerError(f"--device {cfg.device} is not known; use auto, cpu or cuda")
     if want == "cuda" and not torch.cuda.is_available():
         raise GlueRunnerError("--device cuda but no CUDA GPU is visible; use --device cpu")
-    if want == "cuda":
+    if cfg.fp16 and want != "cuda":
+        raise GlueRunnerError("--fp16 needs a CUDA GPU (CPUs have no fast float16); use --bf16 or drop the flag")
+    return want
+
+
+def setup_runtime(cfg: RunConfig) -> Runtime:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if device_type(cfg) == "cuda":
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         device = torch.device("cuda", local_rank if world_size > 1 else torch.cuda.current_device())
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    elif want == "cpu":
-        device = torch.device("cpu")
     else:
-        raise GlueRunnerError(f"--device {cfg.device} is not known; use auto, cpu or cuda")
-    if cfg.fp16 and device.type != "cuda":
-        raise GlueRunnerError("--fp16 needs a CUDA GPU (CPUs have no fast float16); use --bf16 or drop the flag")
+        device = torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     amp_dtype = torch.float16 if cfg.fp16 else torch.bfloat16 if cfg.bf16 else None

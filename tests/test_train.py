@@ -66,7 +66,6 @@ def test_no_weight_decay_on_biases_and_layer_norm(tiny_bert):
 
 
 def test_fp16_without_a_gpu():
-    # --device auto on a machine without a GPU is known only here; --device cpu is refused with the flags
     with pytest.raises(GlueRunnerError, match="--fp16 needs a CUDA GPU"):
         setup_runtime(RunConfig(task="cola", model="x", fp16=True, device="cpu"))
 
@@ -86,3 +85,14 @@ def test_impossible_hardware_flags_are_said_with_the_other_flags(flags, message,
 def test_cuda_without_a_gpu():
     with pytest.raises(GlueRunnerError, match="no CUDA GPU is visible; use --device cpu"):
         setup_runtime(RunConfig(task="cola", model="x", device="cuda"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+@pytest.mark.parametrize("flags", [["--device", "cuda"], ["--fp16"]])
+def test_a_missing_gpu_is_said_before_the_sweep_starts(flags, capsys):
+    from glue_runner.cli import main
+
+    # model "x" is neither a folder nor reachable: the GPU is checked before the data, the runs and the Hub
+    assert main(["--task", "cola,sst2", "--model", "x", "--data-dir", "nowhere", *flags]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "needs a CUDA GPU" in err or "no CUDA GPU is visible" in err
