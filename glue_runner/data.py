@@ -272,7 +272,8 @@ def _task_from_files(cfg: RunConfig) -> TaskSpec:
     if problem == "multi_label" and not (cfg.label_delimiter or cfg.label_columns):
         raise GlueRunnerError("--problem-type multi_label needs --label-delimiter (the labels as a list in one column, "
                               "e.g. ',') or --label-columns (one 0/1 column per label)")
-    name = safe_task_name(path.parent.name if path.stem.lower() in ("train", "training") else path.stem)
+    # named by the file, or by its folder when the file is only "train": news/train.csv is "news"
+    name = safe_task_name(path.resolve().parent.name if path.stem.lower() in ("train", "training") else path.stem)
     if name in registry():  # a file called sst2.csv holds your data, not GLUE's: never its task's name
         name += "_own"
     splits = {"train": SplitSpec(str(path)), "validation": SplitSpec(str(cfg.validation_file or "")),

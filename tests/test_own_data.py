@@ -3,6 +3,7 @@ your own, end to end with the tiny model (tests/conftest.py)."""
 
 import csv
 import json
+import os
 import random
 import re
 from pathlib import Path
@@ -433,6 +434,15 @@ def test_a_file_named_like_a_glue_task_does_not_take_its_name(run_cli, tmp_path)
     assert run_cli("--train-file", str(train), "--validation-file", str(train), "--label-column", "topic", *FAST,
                    "--output-dir", "run", data=False) == 0
     assert record("run")["task"] == "sst2_own"
+
+
+def test_an_own_task_is_named_by_its_file_or_by_its_folder(run_cli, tmp_path, monkeypatch):
+    (tmp_path / "news").mkdir()
+    news(tmp_path / "news" / "train.csv")
+    monkeypatch.chdir(tmp_path / "news")
+    assert run_cli("--train-file", "train.csv", "--validation-file", "train.csv", "--label-column", "topic", *FAST,
+                   "--output-dir", "../run", data=False) == 0  # "train.csv" alone: its folder names it
+    assert record("../run")["task"] == "news"
 
 
 def test_the_leaderboard_of_own_data_runs_only_points_to_runs_md(run_cli, tmp_path, capsys):
