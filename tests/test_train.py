@@ -77,7 +77,7 @@ def test_fp16_without_a_gpu():
 def test_impossible_hardware_flags_are_said_with_the_other_flags(flags, message, capsys):
     from glue_runner.cli import main
 
-    assert main(["--task", "cola", "--model", "x", *flags]) == 2  # before any library loads
+    assert main(["--task", "cola", "--model", "x", *flags]) == 2  # before any model or data loads
     assert message in capsys.readouterr().err
 
 
