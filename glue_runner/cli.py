@@ -543,9 +543,10 @@ def check_sweep(configs: list[RunConfig], console: Console) -> None:
     is needed. Says which runs are already done."""
     from . import data, results, trackers
 
-    for cfg in configs:
-        if cfg.device == "cuda" or cfg.fp16:  # only these can ask for a GPU that is not there; torch loads to look
-            from .train import device_type
+    if any(cfg.device == "cuda" or cfg.fp16 for cfg in configs):  # only these can ask for a GPU that is not there
+        from .train import device_type  # loads torch, to look
+
+        for cfg in configs:
             device_type(cfg)
     check_data_present(configs)
     done = 0
@@ -590,10 +591,10 @@ def check_data_present(configs: list[RunConfig]) -> None:
     of four tasks names the five others, not one a run), with the tasks that could run."""
     from . import data
 
-    missing, tasks = {}, []
+    missing, tasks = {}, {}  # task name -> None: the tasks in sweep order, once each
     for cfg in configs:
         task = data.task_for(cfg)
-        tasks.append(task.name) if task.name not in tasks else None
+        tasks[task.name] = None
         try:
             data.split_files(task, cfg.resolved(task.recipe), with_test=False)
         except GlueRunnerError as e:
