@@ -523,9 +523,8 @@ def run_notes(record: dict) -> list[str]:
     if config.get("train_file") or config.get("validation_file") or (own_task and "config" in record):
         notes.append("own data")
     examples, available = record.get("data", {}).get("examples", {}), record.get("data", {}).get("available")
-    for setting, kind in (("max_train_samples", "train"), ("max_eval_samples", "dev")):
-        splits = [s for s in examples if s == "train"] if kind == "train" else \
-            [s for s in examples if s.startswith("validation")]
+    for setting, kind, prefix in (("max_train_samples", "train", "train"), ("max_eval_samples", "dev", "validation")):
+        splits = [s for s in examples if s.startswith(prefix)]
         # a limit at or above the data's size kept all of it; a record from before "available" cannot say
         cut = available is None or any(examples[s] < available.get(s, examples[s] + 1) for s in splits)
         if config.get(setting) and cut:
