@@ -82,8 +82,8 @@ def run_in_fresh_process(side: str) -> dict:
 # ---- one side, in its own process ------------------------------------------
 
 def run_side(args) -> dict:
-    from glue_runner.cli import quiet_libraries
-    from glue_runner.data import get_task
+    from glue_runner.session import quiet_libraries
+    from glue_runner.tasks import get_task
 
     quiet_libraries()
     task = get_task(args.task)
@@ -95,7 +95,7 @@ def measure(args, task, scratch: Path) -> dict:
     import torch
     from rich.console import Console
 
-    from glue_runner.cli import RunConfig
+    from glue_runner.config import RunConfig
 
     cfg = RunConfig(task=task.name, model=args.model, model_name=model_label(args), data_dir=args.data_dir,
                     max_train_samples=args.max_train_samples, max_seq_length=args.max_seq_length,
@@ -110,8 +110,9 @@ def measure(args, task, scratch: Path) -> dict:
     loaded = load(task, cfg, args)
     if args.side == "glue-run":
         from glue_runner.run import run
+        from glue_runner.session import extras_for
 
-        record = run(cfg, Console(stderr=True), model=loaded)[0].record
+        record = run(cfg, Console(stderr=True), extras_for(cfg), model=loaded)[0].record
         samples_per_second, metrics = record["train"]["samples_per_second"], record["metrics"]
     else:
         samples_per_second, metrics = run_trainer(task, cfg, loaded, scratch)
@@ -136,7 +137,7 @@ def load(task, cfg, args):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
 
-    from glue_runner.run import Labels, LoadedModel, load_model
+    from glue_runner.model import Labels, LoadedModel, load_model
 
     if not args.random_init:
         return load_model(task, cfg)

@@ -22,21 +22,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.distributed as dist
 from rich.console import Console
-from transformers import AutoModel, AutoModelForMaskedLM
 
 from . import data, results
-from .data import TaskSpec
+from .config import RunConfig
+from .display import ProgressBar, warning
 from .errors import GlueRunnerError
-from .run import ProgressBar, hub_options, load_hint, load_tokenizer, start_or_resume, warning
+from .layers import LayerSchedule
+from .model import hub_options, load_hint, load_tokenizer
+from .readers import read_texts
+from .run import start_or_resume
+from .tasks import TaskSpec
 from .train import Runtime, collate, seed_everything, to_device, train
 
-if TYPE_CHECKING:  # cli.py makes the config; nothing here needs cli at import time
+if TYPE_CHECKING:  # torch is imported where it is used: the checks before a run answer in a second
     import datasets
-
-    from .cli import RunConfig
+    import torch
 
 # BERT's masking (Devlin et al., 2019, 3.1): 15% of the ordinary tokens are chosen and predicted;
 # of those 80% become [MASK], 10% a random token and 10% stay as they are.
@@ -61,6 +62,8 @@ class Masker:
         the loss ignores) elsewhere. Draws come from torch's global RNG, which the loop seeds and
         its checkpoints save (a resumed run masks what an uninterrupted one would), unless a
         generator is given."""
+        import torch
+
         ordinary = ~torch.isin(input_ids, self.special_ids)
         draw = torch.rand(input_ids.shape, generator=generator).masked_fill(~ordinary, 1.0)
         chosen = draw < CHOSEN
@@ -82,6 +85,8 @@ class Masker:
 
 
 def masker_for(tokenizer) -> Masker:
+    import torch
+
     return Masker(tokenizer.mask_token_id, len(tokenizer), torch.tensor(tokenizer.all_special_ids))
 
 
@@ -102,7 +107,7 @@ def load_texts(task: TaskSpec, cfg: RunConfig, tokenizer, say) -> tuple[datasets
     if cfg.adapt_lm == "task":
         name, split, reader = "train", data.load_splits(task, cfg, log=say, with_test=False)["train"], task
     else:  # read as a one-sentence task whose only field is the line
-        name, split, reader = "texts", data.read_texts(Path(cfg.adapt_lm)), replace(task, text_fields=("text",))
+        name, split, reader = "texts", read_texts(Path(cfg.adapt_lm)), replace(task, text_fields=("text",))
     texts = data.tokenize({name: split}, reader, tokenizer, cfg.max_seq_length, cfg.cache_dir)[name]
     texts = texts.select_columns([c for c in ("input_ids", "token_type_ids", "attention_mask", "length")
                                   if c in texts.column_names])
@@ -118,10 +123,11 @@ def load_texts(task: TaskSpec, cfg: RunConfig, tokenizer, say) -> tuple[datasets
 
 # ---- the masked-LM loss ----------------------------------------------------
 
-@torch.no_grad()
 def heldout_loss(model: torch.nn.Module, heldout, masker: Masker, cfg: RunConfig, rt: Runtime, pad_id: int) -> float:
     """The mean loss per masked token of the held-out texts, masked alike every time (all of them at
     once, by a generator of a fixed seed), so the losses before and after adaptation compare."""
+    import torch
+
     model.eval()
     order = np.argsort(-np.asarray(heldout["length"]), kind="stable")  # longest first: each slice is cut below
     batch = collate(heldout, order, pad_id, cfg.max_seq_length, buckets=False, multiple=1)
@@ -133,7 +139,7 @@ def heldout_loss(model: torch.nn.Module, heldout, masker: Masker, cfg: RunConfig
         part = {k: v[start:start + size, :width] for k, v in batch.items()}
         masked = int((part["labels"] != -100).sum())
         if masked:
-            with autocast:
+            with torch.no_grad(), autocast:
                 total += model(**to_device(part, rt.device)).loss.float().item() * masked
             count += masked
     return total / count
@@ -144,6 +150,8 @@ def heldout_loss(model: torch.nn.Module, heldout, masker: Masker, cfg: RunConfig
 def adapt_first(cfg: RunConfig, task: TaskSpec, run_dir: Path, rt: Runtime, console: Console, say) -> dict:
     """The run's adapted model: trained (or resumed from its newest checkpoint), or found already made.
     Returns its record; record["folder"] is the model folder to fine-tune from."""
+    import torch.distributed as dist
+
     folder = Path(run_dir) / results.ADAPTED  # its checkpoints while it trains, then model/
     done = None if cfg.overwrite else finished(folder / "model", cfg)
     if done:
@@ -177,7 +185,8 @@ def adapt_first(cfg: RunConfig, task: TaskSpec, run_dir: Path, rt: Runtime, cons
 
     with ProgressBar(console, rt) as bar:
         stats = train(model, training, lm_cfg, rt, pad_id=pad_id, on_epoch_end=after_epoch, report=bar.update,
-                      output_dir=folder, resume_from=resume_from, log=warning(say), collate_fn=masker.collate)
+                      output_dir=folder, resume_from=resume_from, log=warning(say), collate_fn=masker.collate,
+                      schedule=LayerSchedule(lm_cfg))  # --freeze-layers and the others shape this stage too
     record = {
         "source": cfg.identity()["adapt_lm"],
         "texts": {"train": len(training), "heldout": len(heldout)},
@@ -217,6 +226,9 @@ def finished(folder: Path, cfg: RunConfig) -> dict | None:
 
 def load_masked_lm(cfg: RunConfig, say) -> tuple[torch.nn.Module, list[str]]:
     """The model with a masked-LM head, and the names of the weights its checkpoint lacked."""
+    import torch
+    from transformers import AutoModelForMaskedLM
+
     try:
         model, info = AutoModelForMaskedLM.from_pretrained(cfg.model, dtype=torch.float32, output_loading_info=True,
                                                            **hub_options(cfg))
@@ -236,6 +248,9 @@ def weights_outside(model: torch.nn.Module, cfg: RunConfig) -> dict[str, torch.T
     """The base model's weights that the masked-LM model has no place for (BERT's pooler), named as in its
     checkpoint: saved with the adapted model, so fine-tuning starts from the original pooler, as it does
     without --adapt-lm, instead of a fresh one."""
+    import torch
+    from transformers import AutoModel
+
     base = AutoModel.from_pretrained(cfg.model, dtype=torch.float32, **hub_options(cfg))
     prefix, have = model.base_model_prefix, model.state_dict()
     return {f"{prefix}.{k}": v for k, v in base.state_dict().items() if f"{prefix}.{k}" not in have}

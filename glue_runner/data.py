@@ -1,14 +1,13 @@
-"""The tasks, and any data source turned into tokenized `datasets` with the same columns.
+"""The run's data: which task, from which source, as tokenized `datasets` with the same columns.
 
-A task is one YAML file in tasks/ (fields, labels, files, metrics, recipe), over the shared
-values in tasks/_defaults.yaml; those files are the only registry of tasks. Three sources,
-one result: the Hugging Face Hub (default), a folder in the original GLUE TSV layout
-(--data-dir), or the user's own CSV/TSV/JSON-lines files. Each gives splits holding `idx`,
-the task's text fields and, where labels exist, `label`; `tokenize` then adds the model
-inputs once, with a cache keyed on the data, the tokenizer and the sequence length.
+Three sources, one result: the Hugging Face Hub (default), a folder in the original GLUE
+TSV layout (--data-dir), or the user's own CSV/TSV/JSON-lines files (read by readers.py),
+which may also define the task itself. Each gives splits holding `idx`, the task's text
+fields and, where labels exist, `label`; `tokenize` then adds the model inputs once, with a
+cache keyed on the data, the tokenizer and the sequence length.
 
-`datasets` is imported where it is used: the task registry and the checks made before a
-run starts answer in a fraction of a second, without loading the libraries.
+`datasets` is imported where it is used: the checks made before a run starts answer in a
+fraction of a second, without loading the libraries.
 """
 
 from __future__ import annotations
@@ -17,183 +16,27 @@ import csv
 import hashlib
 import itertools
 import json
-import math
-import re
-import sys
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
+from .config import OWN_DATA, RunConfig, is_task_file
 from .errors import GlueRunnerError
+from .files import not_a_file
+from .readers import RawSplit, column_names, label_set, quoting_of, read_rows, shown, text_file, text_lines, to_dataset
+from .tasks import DEFAULT_METRICS, SplitSpec, TaskSpec, get_task, read_task_file, registry, safe_task_name, shared_defaults
 
-if TYPE_CHECKING:  # cli.py makes the config; nothing here needs cli at import time
+if TYPE_CHECKING:
     import datasets
 
-    from .cli import RunConfig
 
-csv.field_size_limit(sys.maxsize)  # a single GLUE field can exceed csv's 128 KiB default
-
-
-# ---- tasks -----------------------------------------------------------------
-
-# Our problem types, as transformers names them in a model's config.
-PROBLEM_TYPES = {"single_label": "single_label_classification", "multi_label": "multi_label_classification",
-                 "regression": "regression"}
-# An own task's metrics when its file names none.
-DEFAULT_METRICS = {"single_label": ("accuracy", "f1_macro"), "multi_label": ("f1_micro", "f1_macro", "subset_accuracy"),
-                   "regression": ("pearson", "spearmanr")}
-
-
-@dataclass(frozen=True)
-class SplitSpec:
-    file: str  # in the task's glue_dir; for your own task file, a path from that file's folder
-    column: str | None = None  # its column on the GLUE leaderboard
-    metric_suffix: str = ""  # appended to its metric names (MNLI mismatched: accuracy_mm)
-    submission: str | None = None  # its file in a GLUE submission zip
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    text_fields: tuple[str, ...]  # one field: single sentence; two: a pair
-    metrics: tuple[str, ...]  # metrics.py's names, in the leaderboard's order
-    splits: dict[str, SplitSpec]  # split name -> where it is and how it is shown
-    columns: dict[str, str | int]  # our column -> header name (or position when the files have no header)
-    test_columns: dict[str, str | int]
-    description: str = ""
-    problem_type: str = "single_label"  # single_label, multi_label or regression
-    label_names: tuple[str, ...] = ()
-    label_delimiter: str | None = None  # multi_label: the labels as a list in one column ("4,27", "sports|politics")
-    label_columns: tuple[str, ...] = ()  # multi_label: or one 0/1 column per label, named as the labels
-    quoting: str = "csv"  # your own .csv/.tsv files: standard quoting, or "none" for raw text as GLUE ships it
-    glue_dir: str = ""  # a GLUE task's folder in --data-dir
-    hub: str = ""  # a GLUE task's Hub dataset (its config has the task's name); your own tasks have none
-    order: int | None = None  # position among the GLUE tasks
-    predict_with: str | None = None  # AX: predictions come from an MNLI model
-    recipe: dict = field(default_factory=dict)
-    submission_labels: str = "index"  # in a GLUE submission: "index" (position in label_names) or "names"
-    # label_names read from the training file's values: a label is only ever its name, never a position
-    labels_from_data: bool = False
-    source: str = ""  # the file it was read from, for messages
-
-    @property
-    def regression(self) -> bool:
-        return self.problem_type == "regression"
-
-    @property
-    def multi_label(self) -> bool:
-        return self.problem_type == "multi_label"
-
-    @property
-    def own(self) -> bool:
-        """Your own data's task (a task file of yours, or one read from --train-file), not a GLUE task."""
-        return not self.hub
-
-    @property
-    def num_labels(self) -> int:
-        return 1 if self.regression else len(self.label_names)
-
-    @property
-    def train_split(self) -> str | None:
-        return "train" if "train" in self.splits else None
-
-    @property
-    def eval_splits(self) -> list[str]:
-        return [s for s in self.splits if s.startswith("validation")]
-
-    @property
-    def test_splits(self) -> list[str]:
-        return [s for s in self.splits if s.startswith("test")]
-
-    def columns_for(self, split: str) -> dict[str, str | int]:
-        return self.test_columns if split.startswith("test") else self.columns
-
-
-def _read_yaml(text: str, source: str) -> dict:
-    # safe_load: a task file is data, never code (a !!python/object tag is refused).
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise GlueRunnerError(f"task definition {source} is not plain YAML data ({str(e).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise GlueRunnerError(f"task definition {source} is not a mapping of keys to values; compare it with tasks/cola.yaml")
-    return raw
-
-
-def _parse(text: str, source: str, defaults: dict | None = None, folder: Path | None = None) -> TaskSpec:
-    """A task file over the shared defaults; `folder`: your own task file's, where its files are."""
-    raw = _read_yaml(text, source)
-    defaults = defaults or {}
-    raw = {**defaults, **raw, "recipe": {**defaults.get("recipe", {}), **raw.get("recipe", {})}}
-    problem = raw.setdefault("problem_type", "single_label")
-    if problem not in PROBLEM_TYPES:
-        raise GlueRunnerError(f"task definition {source}: problem_type '{problem}' is not one of {', '.join(PROBLEM_TYPES)}")
-    try:
-        raw["text_fields"] = tuple(raw["text_fields"])
-        raw["label_columns"] = tuple(raw.get("label_columns", ()))
-        raw["label_names"] = tuple(str(n) for n in raw.get("label_names") or raw["label_columns"])
-        raw["metrics"] = tuple(raw.get("metrics") or DEFAULT_METRICS[problem])
-        raw["splits"] = {name: SplitSpec(**{**split, "file": str(folder / split["file"]) if folder else split["file"]})
-                         for name, split in raw["splits"].items()}
-        raw.setdefault("test_columns", {k: v for k, v in raw["columns"].items() if k != "label"})
-        spec = TaskSpec(**raw, source=source)
-    except (TypeError, KeyError, AttributeError) as e:
-        raise GlueRunnerError(f"task definition {source} is malformed ({e}); compare it with tasks/cola.yaml") from None
-    if spec.multi_label and not (spec.label_delimiter or spec.label_columns):
-        raise GlueRunnerError(f"task definition {source}: a multi_label task needs label_delimiter (the labels as a "
-                              "list in one column) or label_columns (one 0/1 column per label)")
-    return spec
-
-
-def _defaults() -> dict:
-    folder = resources.files("glue_runner.task_files")
-    return _read_yaml(folder.joinpath("_defaults.yaml").read_text(encoding="utf-8"), "_defaults.yaml")
-
-
-@cache
-def registry() -> dict[str, TaskSpec]:
-    folder, defaults = resources.files("glue_runner.task_files"), _defaults()
-    specs, files = {}, {}
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".yaml") and not entry.name.startswith("_"):
-            spec = _parse(entry.read_text(encoding="utf-8"), entry.name, defaults)
-            if spec.name in specs:
-                raise GlueRunnerError(f"task '{spec.name}' is defined twice, in {files[spec.name]} and {entry.name}; "
-                                      "rename one")
-            specs[spec.name], files[spec.name] = spec, entry.name
-    return specs
-
-
-def glue_tasks() -> list[TaskSpec]:
-    """The GLUE tasks in the leaderboard's order, which is also the order of --task all."""
-    return sorted((t for t in registry().values() if t.order is not None), key=lambda t: t.order)
-
-
-def get_task(name: str) -> TaskSpec:
-    tasks = registry()
-    key = name.lower().replace("-", "")
-    if key not in tasks:
-        raise GlueRunnerError(f"unknown task '{name}'; choose one of: {', '.join(t.name for t in glue_tasks())}, "
-                              "or give your own task file (.yaml) or --train-file")
-    return tasks[key]
-
-
-def is_task_file(task: str | None) -> bool:
-    """--task names your own task file, not a GLUE task."""
-    return bool(task) and task.endswith((".yaml", ".yml"))
-
+# ---- the task --------------------------------------------------------------
 
 def task_for(cfg: RunConfig) -> TaskSpec:
     """The run's task: a GLUE task by name, your own task file (--task my_task.yaml), or, with
     --train-file and no --task, a task read from your files. A task of your own without label
     names takes them from its training file."""
-    from .cli import OWN_DATA
-
     if cfg.task and not is_task_file(cfg.task):
         return get_task(cfg.task)
     train = Path(cfg.train_file) if cfg.train_file else None
@@ -205,14 +48,12 @@ def task_for(cfg: RunConfig) -> TaskSpec:
 def _own_task(task: str, settings: tuple, train_file_stamp: int | None) -> TaskSpec:
     """Made once per process (the label set reads the training file); the arguments are the
     cache's key: the task, the run's file and label settings, and when the training file changed."""
-    from .cli import RunConfig
-
     cfg = RunConfig(task=task, model="", **dict(settings))
-    spec = _task_file(Path(task)) if task else _task_from_files(cfg)
+    spec = read_task_file(Path(task)) if task else _task_from_files(cfg)
     if spec.label_names or spec.regression:
         return spec
     files = split_files(spec, cfg, with_test=False)
-    names = _label_set(files["train"], spec)
+    names = label_set(files["train"], spec)
     if not task and not cfg.problem_type:
         _check_not_lists(names, files["train"], cfg)
     return replace(spec, label_names=names, labels_from_data=True)
@@ -225,21 +66,9 @@ def _check_not_lists(names: tuple[str, ...], path: Path, cfg: RunConfig) -> None
         lists = [n for n in names if delimiter in n]
         if len(lists) >= 2 and len(lists) >= len(names) / 4:
             raise GlueRunnerError(
-                f"{path}: labels such as {_shown(lists, 3)} in column '{cfg.label_column}' look like lists; for "
+                f"{path}: labels such as {shown(lists, 3)} in column '{cfg.label_column}' look like lists; for "
                 f"multi-label data pass --label-delimiter \"{delimiter}\", or --problem-type single_label to train "
                 "each combination as a class of its own")
-
-
-def _task_file(path: Path) -> TaskSpec:
-    if not path.expanduser().is_file():
-        raise GlueRunnerError(f"task file {path} {not_a_file(path)}; give a GLUE task's name or the path of your "
-                              "task file")
-    path = path.expanduser().resolve()
-    spec = _parse(path.read_text(encoding="utf-8"), str(path), {"recipe": _defaults()["recipe"]}, folder=path.parent)
-    if spec.name in registry():
-        raise GlueRunnerError(f"task file {path} names its task '{spec.name}', which is a GLUE task's name; "
-                              "rename it, so its results are never taken for GLUE's")
-    return replace(spec, hub="", order=None)
 
 
 def _task_from_files(cfg: RunConfig) -> TaskSpec:
@@ -252,19 +81,19 @@ def _task_from_files(cfg: RunConfig) -> TaskSpec:
     path = Path(cfg.train_file)
     if not path.is_file():
         raise GlueRunnerError(f"{path} {not_a_file(path)} (given as --train-file)")
-    header = _header(path)
+    header = column_names(path)
     labels = tuple(cfg.label_columns or ()) or (cfg.label_column,)
     missing = [c for c in (*labels, *(cfg.text_columns or ())) if c not in header]
     if missing:
         headerless = any(c.isdigit() for c in missing)  # a column asked for by position
         raise GlueRunnerError(
-            f"{path}: no column {_shown(missing)}; the header has {_shown(header)}. Name the label column with "
+            f"{path}: no column {shown(missing)}; the header has {shown(header)}. Name the label column with "
             "--label-column (or --label-columns) and the text with --text-columns" +
             ("; a file without a header needs a task file of your own, with its columns by position "
              "(README: Your own data)" if headerless else ""))
     text = list(cfg.text_columns or [c for c in header if c not in (*labels, "idx", "index")])
     if not 1 <= len(text) <= 2:
-        raise GlueRunnerError(f"{path}: {len(text)} columns could hold the text ({_shown(text)}); name the text "
+        raise GlueRunnerError(f"{path}: {len(text)} columns could hold the text ({shown(text)}); name the text "
                               "column with --text-columns (one, or two for sentence pairs)")
     fields = ("sentence",) if len(text) == 1 else ("sentence1", "sentence2")
     columns = dict(zip(fields, text)) | ({"idx": "idx"} if "idx" in header else {})
@@ -282,68 +111,10 @@ def _task_from_files(cfg: RunConfig) -> TaskSpec:
                     columns=columns | ({} if cfg.label_columns else {"label": cfg.label_column}), test_columns=columns,
                     problem_type=problem, label_names=tuple(cfg.label_columns or ()),
                     label_delimiter=cfg.label_delimiter, label_columns=tuple(cfg.label_columns or ()),
-                    recipe=_defaults()["recipe"], source=f"--train-file {path}")
-
-
-def not_a_file(path: Path) -> str:
-    """Why a path that should name a file does not, for a message."""
-    path = Path(path).expanduser()
-    return "is a folder, not a file" if path.is_dir() else "is not a file" if path.exists() else "does not exist"
-
-
-def safe_task_name(text: str) -> str:
-    return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_") or "own"
-
-
-def _header(path: Path) -> list[str]:
-    """The column names of one of your files: a CSV/TSV's first row, a JSON-lines file's first object's keys."""
-    _check_suffix(path)
-    with _text_file(path, newline="") as f:
-        if path.suffix in (".json", ".jsonl"):
-            first = next((line for line in f if line.strip()), "{}")
-            try:
-                return list(json.loads(first))
-            except (ValueError, TypeError):
-                raise GlueRunnerError(f"{path}:1: not a JSON object; one object per line") from None
-        return next(csv.reader(f, delimiter="\t" if path.suffix == ".tsv" else ","), [])
-
-
-def _label_set(path: Path, task: TaskSpec) -> tuple[str, ...]:
-    """The labels of a training file, sorted (numbers as numbers), so a file's rows in any order
-    give the same label order, and so the same model outputs."""
-    columns = {"label": task.columns["label"]}
-    rows, _ = _read_rows(path, task, "train", columns, _quoting(task))
-    found = set()
-    for line_num, row in rows:
-        text = str(row["label"]).strip()
-        if not text and not task.multi_label:  # (a multi-label row may carry no label)
-            raise GlueRunnerError(f"{path}:{line_num}: the label (column {_shown([columns['label']])}) is empty; give "
-                                  "every training row its label, or remove the row")
-        found.update(_split_labels(text, task) if task.multi_label else [text])
-    if not found:
-        raise GlueRunnerError(f"{path}: no labels in column {_shown([columns['label']])}; check the file")
-    if len(found) > 200 and len(found) > len(rows) / 2:
-        raise GlueRunnerError(
-            f"{path}: column {_shown([columns['label']])} holds {len(found):,} different values in {len(rows):,} rows, "
-            "too many to be classes; if they are scores, pass --problem-type regression, and if the column is text, "
-            "name the label column with --label-column")
-    return tuple(sorted(found, key=lambda n: (0, int(n), "") if n.isascii() and n.isdigit() else (1, 0, n)))
-
-
-def _split_labels(text: str, task: TaskSpec) -> list[str]:
-    return [label.strip() for label in text.split(task.label_delimiter) if label.strip()]
+                    recipe=shared_defaults()["recipe"], source=f"--train-file {path}")
 
 
 # ---- sources ---------------------------------------------------------------
-
-
-@dataclass
-class RawSplit:
-    dataset: datasets.Dataset
-    source: str  # file or Hub address, for messages and the cache key
-    fingerprint: str
-    skipped: int = 0  # rows dropped for being short of columns
-    available: int | None = None  # its examples before --max-*-samples took the first N
 
 
 def load_splits(task: TaskSpec, cfg: RunConfig, log=print, with_test: bool = True) -> dict[str, RawSplit]:
@@ -365,7 +136,7 @@ def load_splits(task: TaskSpec, cfg: RunConfig, log=print, with_test: bool = Tru
 
         never = [n for n, count in zip(task.label_names, np.sum(splits["train"].dataset["label"], axis=0)) if not count]
         if never:
-            log(f"[yellow]{splits['train'].source}: label(s) {_shown(never)} never occur in the training data "
+            log(f"[yellow]{splits['train'].source}: label(s) {shown(never)} never occur in the training data "
                 "(as used), so they will never be predicted[/]")
     return splits
 
@@ -434,12 +205,12 @@ def _own_split_files(task: TaskSpec, cfg: RunConfig, with_test: bool) -> dict[st
 
 def _read_split(path: Path, task: TaskSpec, split: str, cfg: RunConfig) -> RawSplit:
     glue_layout = not task.own and not own_files(cfg)  # GLUE's own TSV files: raw text, no quoting
-    columns, quoting = _columns(task, split, cfg), csv.QUOTE_NONE if glue_layout else _quoting(task)
-    rows, skipped = _read_rows(path, task, split, columns, quoting)
+    columns, quoting = _columns(task, split, cfg), csv.QUOTE_NONE if glue_layout else quoting_of(task)
+    rows, skipped = read_rows(path, task, split, columns, quoting)
     # The same file read another way (another label column, labels as a list, a score) gives other
     # labels: the tokenization cache must not serve one reading's labels to another.
     reading = (columns, quoting, task.problem_type, task.label_names, task.label_delimiter, task.label_columns)
-    return _to_dataset(rows, path, task, split, skipped, reading)
+    return to_dataset(rows, path, task, split, skipped, reading)
 
 
 def _columns(task: TaskSpec, split: str, cfg: RunConfig) -> dict:
@@ -459,15 +230,6 @@ def _columns(task: TaskSpec, split: str, cfg: RunConfig) -> dict:
     if task.label_columns and not split.startswith("test"):
         columns.update({("label", name): name for name in task.label_columns})
     return columns
-
-
-def _quoting(task: TaskSpec) -> int:
-    return csv.QUOTE_NONE if task.quoting == "none" else csv.QUOTE_MINIMAL
-
-
-def _check_suffix(path: Path) -> None:
-    if path.suffix not in (".csv", ".tsv", ".json", ".jsonl"):
-        raise GlueRunnerError(f"{path}: unsupported file type '{path.suffix}'; use .csv, .tsv, .json or .jsonl")
 
 
 def _subsample(splits: dict[str, RawSplit], cfg: RunConfig) -> dict[str, RawSplit]:
@@ -509,229 +271,6 @@ def _load_hub(task: TaskSpec, cfg: RunConfig, names: list[str]) -> dict[str, Raw
 
 # ---- reading files: GLUE TSV layout and the user's own --------------------
 
-def _read_rows(path: Path, task: TaskSpec, split: str, columns: dict, quoting: int) -> tuple[list, int]:
-    """(line number, {our column: the file's value}) per row, and how many rows were short of columns."""
-    _check_suffix(path)
-    if path.suffix in (".json", ".jsonl"):
-        return _read_jsonl(path, columns), 0
-    return _read_table(path, task, split, columns, delimiter="," if path.suffix == ".csv" else "\t", quoting=quoting,
-                       header=all(isinstance(c, str) for c in columns.values()))
-
-
-# More lines than this in one quoted field is an unclosed quote, not a long text with line breaks
-QUOTED_LINES = 100
-
-
-def _read_table(path: Path, task: TaskSpec, split: str, columns: dict, *, delimiter, quoting,
-                header) -> tuple[list, int]:
-    """Read a delimited file; `columns` maps our column to a header name or, without a header, an index."""
-    rows, skipped = [], 0
-    try:
-        with _text_file(path, newline="") as f:
-            reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
-            if header:
-                names = next(reader, None)
-                if names is None:
-                    raise GlueRunnerError(f"{path} is empty; it should hold the {task.name} {split} split")
-                missing = [c for c in columns.values() if c not in names]
-                if missing:
-                    raise GlueRunnerError(
-                        f"{path}:1: missing column(s) {_shown(missing)}; the header has "
-                        f"{_shown(names)}. Rename the columns, or for your own files pass "
-                        "--text-columns/--label-column")
-                positions = {ours: names.index(theirs) for ours, theirs in columns.items()}
-                width = len(names)
-            else:
-                positions = dict(columns)
-                width = max(positions.values()) + 1
-            previous = reader.line_num
-            for row in reader:
-                if reader.line_num - previous > QUOTED_LINES:
-                    raise GlueRunnerError(
-                        f"{path}:{previous + 1}: a quoted field runs over {reader.line_num - previous:,} lines; a "
-                        "quote that is never closed takes the rest of the file with it. Close it (a quote inside a "
-                        "field is written \"\"), or, for raw text whose quotes are text, use a task file of your "
-                        "own with quoting: none")
-                previous = reader.line_num
-                if not row or row == [""]:
-                    continue  # a blank line, as at the end of some files
-                if len(row) < width:
-                    skipped += 1
-                    continue
-                rows.append((reader.line_num, {ours: row[i] for ours, i in positions.items()}))
-    except csv.Error as e:
-        raise GlueRunnerError(f"{path}:{reader.line_num + 1}: unreadable as "
-                              f"{'TSV' if delimiter == chr(9) else 'CSV'} ({e})") from None
-    return rows, skipped
-
-
-def _read_jsonl(path: Path, columns: dict) -> list:
-    rows = []
-    with _text_file(path) as f:
-        for line_num, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except (ValueError, RecursionError) as e:  # bad JSON, a number of 5000 digits, [[[[...]]]]
-                reason = e.msg if isinstance(e, json.JSONDecodeError) else str(e).split(":")[0]
-                raise GlueRunnerError(f"{path}:{line_num}: not a JSON object ({reason}); one object per line") from None
-            if not isinstance(record, dict):
-                raise GlueRunnerError(f"{path}:{line_num}: not a JSON object; one object per line")
-            missing = [c for c in columns.values() if c not in record]
-            if missing:
-                raise GlueRunnerError(
-                    f"{path}:{line_num}: missing key(s) {_shown(missing)}; the record has "
-                    f"{_shown(list(record))}. Pass --text-columns/--label-column to name them")
-            rows.append((line_num, {ours: record[theirs] for ours, theirs in columns.items()}))
-    return rows
-
-
-@contextmanager
-def _text_file(path: Path, **kwargs):
-    """A data file opened as UTF-8 text; failing to decode or read it is one clear error."""
-    try:
-        # utf-8-sig: MRPC's files start with a byte-order mark that would otherwise stick to the first name
-        with open(path, encoding="utf-8-sig", **kwargs) as f:
-            yield f
-    except UnicodeDecodeError:
-        raise _not_utf8(path) from None
-    except OSError as e:  # a folder, no permission, ...
-        raise GlueRunnerError(f"{path}: cannot be read ({e.strerror})") from None
-
-
-def _not_utf8(path: Path) -> GlueRunnerError:
-    # The decoder's error position is within its read buffer, not the file: find the place again.
-    raw = path.read_bytes()
-    try:
-        raw.decode("utf-8-sig")
-        return GlueRunnerError(f"{path}: not UTF-8 text; re-save the file as UTF-8")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        if e.reason == "unexpected end of data" and e.end == len(raw):
-            # UTF-8 text cut inside a character: the file is incomplete, not in another encoding
-            return GlueRunnerError(f"{path}: ends in the middle of a UTF-8 character (line {line}): the file was cut "
-                                   "short; copy or export it again in full")
-    hint = ", it looks like UTF-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
-    return GlueRunnerError(f"{path}: not UTF-8 text (line {line}){hint}; re-save the file as UTF-8")
-
-
-def _shown(values: list, limit: int = 8) -> str:
-    """Names for a message: a few, each cut short (a binary file's 'header' can be megabytes)."""
-    shown = [repr(v if len(str(v)) <= 40 else str(v)[:40] + "…") for v in values[:limit]]
-    return ", ".join(shown) + (f", … ({len(values)} in all)" if len(values) > limit else "")
-
-
-def _to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int, reading: tuple) -> RawSplit:
-    data = {"idx": [], **{f: [] for f in task.text_fields}}
-    has_labels = not split.startswith("test")
-    if has_labels:
-        data["label"] = []
-    unknown = {}  # a label outside the task's set -> the first line it is on: all are named at the end
-    for position, (line_num, row) in enumerate(rows):
-        data["idx"].append(_parse_index(row.get("idx"), position, path, line_num))
-        for f in task.text_fields:
-            data[f].append(_parse_text(row[f], f, path, line_num))
-        if has_labels:
-            data["label"].append(_parse_label(row, task, path, line_num, unknown))
-    if unknown:
-        raise _unknown_labels(unknown, task, path, split)
-    import datasets
-
-    features = {"idx": datasets.Value("int64"), **{f: datasets.Value("string") for f in task.text_fields}}
-    if has_labels:
-        features["label"] = (datasets.Value("float32") if task.regression else
-                             datasets.Sequence(datasets.Value("float32"), length=task.num_labels) if task.multi_label
-                             else datasets.ClassLabel(names=list(task.label_names)))
-    dataset = datasets.Dataset.from_dict(data, features=datasets.Features(features))
-    return RawSplit(dataset, str(path), _file_fingerprint(path, f"{split}|{reading}"), skipped)
-
-
-def _file_fingerprint(path: Path, split: str) -> str:
-    stat = path.stat()
-    return hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{split}".encode()).hexdigest()[:16]
-
-
-def _parse_text(value, field: str, path: Path, line_num: int) -> str:
-    # JSON can hold null, lists and objects (str() would train on "None"), and lone surrogates
-    # ("\ud800"), which no tokenizer or Arrow column accepts.
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-            return value
-        except UnicodeEncodeError:
-            raise GlueRunnerError(f"{path}:{line_num}: {field} holds invalid Unicode (a lone surrogate)") from None
-    raise GlueRunnerError(f"{path}:{line_num}: {field} is {_shown([value])}, not text")
-
-
-def _parse_index(value, position: int, path: Path, line_num: int) -> int:
-    if value is None:
-        return position  # files without an index column are numbered in order
-    try:
-        index = int(value)
-    except (TypeError, ValueError):
-        raise GlueRunnerError(f"{path}:{line_num}: index {_shown([value])} is not an integer") from None
-    if not -2**63 <= index < 2**63:  # the column is int64
-        raise GlueRunnerError(f"{path}:{line_num}: index {_shown([value])} is too large")
-    return index
-
-
-def _parse_label(row: dict, task: TaskSpec, path: Path, line_num: int, unknown: dict):
-    """The row's label: a score (regression), the label's position in label_names, or for
-    multi_label a 0/1 vector over them. A label may be written as its name (MNLI's 'entailment')
-    or its position (CoLA's '1'); one outside the task's set goes into `unknown`."""
-    if task.label_columns:
-        return [_parse_flag(row[("label", name)], name, path, line_num) for name in task.label_columns]
-    text = str(row["label"]).strip()
-    if task.regression:
-        try:
-            score = float(text)
-        except ValueError:
-            raise GlueRunnerError(
-                f"{path}:{line_num}: label {_shown([text])} is not a number ({task.name} is a regression task)") from None
-        # 'nan', 'inf' and '1e309' parse, and would make the loss NaN; so would 3.5e38, inf as a float32
-        if not (math.isfinite(score) and abs(score) < 3.4028234e38):
-            raise GlueRunnerError(f"{path}:{line_num}: label {_shown([text])} is not a finite number (within "
-                                  "float32's range, as scores are kept)")
-        return score
-    positions = []
-    for label in _split_labels(text, task) if task.multi_label else [text]:
-        if label in task.label_names:
-            positions.append(task.label_names.index(label))
-        elif not task.labels_from_data and label.isascii() and label.isdigit() and int(label) < task.num_labels:
-            positions.append(int(label))  # (isdigit alone takes '²')
-        else:
-            unknown.setdefault(label, line_num)
-    if not task.multi_label:
-        return positions[0] if positions else 0  # 0 stands in for an unknown label: the split is refused below
-    return [1.0 if i in positions else 0.0 for i in range(task.num_labels)]
-
-
-def _parse_flag(value, name: str, path: Path, line_num: int) -> float:
-    text = str(value).strip().lower()
-    if text in ("1", "1.0", "true"):
-        return 1.0
-    if text in ("0", "0.0", "false", ""):
-        return 0.0
-    raise GlueRunnerError(f"{path}:{line_num}: label column {_shown([name])} holds {_shown([value])}, not 0 or 1")
-
-
-def _unknown_labels(unknown: dict, task: TaskSpec, path: Path, split: str) -> GlueRunnerError:
-    names = ", ".join(f"{i}={n}" for i, n in enumerate(task.label_names[:20]))
-    names += f", … ({len(task.label_names)} in all)" if len(task.label_names) > 20 else ""
-    labels, first = list(unknown), min(unknown.values())
-    what = f"label {_shown(labels)}" if len(labels) == 1 else f"labels {_shown(labels)} (the first)"
-    if not task.own:
-        return GlueRunnerError(f"{path}:{first}: {what} is not one of {task.name}'s labels ({names}); fix the row or "
-                               "pick the right --task")
-    return GlueRunnerError(
-        f"{path}:{first}: {what} {'is' if len(labels) == 1 else 'are'} not among {task.name}'s labels ({names}), "
-        f"which come from {'its task file' if task.source.endswith(('.yaml', '.yml')) else 'the training file'}: a "
-        f"label seen only in the {split} split cannot be learned; add examples of it to the training data, or "
-        "remove those rows")
-
 
 # ---- texts to adapt the language model on (--adapt-lm) ---------------------
 
@@ -749,24 +288,11 @@ def check_adapt_texts(task: TaskSpec, cfg: RunConfig) -> None:
     if not path.is_file():
         raise GlueRunnerError(f"{path} {not_a_file(path)} (given as --adapt-lm: "
                               "a text file, one document per line, or 'task' for the task's own training texts)")
-    with _text_file(path) as f:
-        found = len(list(itertools.islice(_lines(f), 2)))
+    with text_file(path) as f:
+        found = len(list(itertools.islice(text_lines(f), 2)))
     if found < 2:
         raise GlueRunnerError(f"{path} holds {found} line(s) of text; --adapt-lm needs at least 2, one document "
                               "per line (a share is held out to measure the masked-LM loss on)")
-
-
-def read_texts(path: Path) -> RawSplit:
-    """A texts file as a split with one `text` per non-blank line."""
-    import datasets
-
-    with _text_file(path) as f:
-        lines = list(_lines(f))
-    return RawSplit(datasets.Dataset.from_dict({"text": lines}), str(path), _file_fingerprint(path, "texts"))
-
-
-def _lines(f):
-    return (line.strip() for line in f if line.strip())
 
 
 # ---- tokenization ----------------------------------------------------------

@@ -17,19 +17,21 @@ layers share one set of weights, is refused before its weights load.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
-import torch
-
+from .config import RunConfig
 from .errors import GlueRunnerError
+from .train import AllLayers
 
-if TYPE_CHECKING:  # cli.py makes the config; nothing here needs cli at import time
-    from .cli import RunConfig
+if TYPE_CHECKING:  # torch is imported where it is used: the checks before a run answer in a second
+    import torch
+
 
 def find_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
     """The encoder's layers, bottom first: the base model's list of num_hidden_layers modules
     (DistilBERT's config calls the number n_layers and answers to both names)."""
+    import torch
+
     count = getattr(model.config, "num_hidden_layers", None)
     lists = {name: m for name, m in model.base_model.named_modules()
              if isinstance(m, torch.nn.ModuleList) and len(m) == count}
@@ -72,36 +74,30 @@ def trainable(depth: int, layers: int, cfg: RunConfig, epoch: int | None) -> boo
     return epoch is None or not cfg.gradual_unfreezing or depth <= epoch
 
 
-def trains(model: torch.nn.Module, cfg: RunConfig, epoch: int | None) -> dict[str, bool]:
-    """Parameter name -> whether it trains in `epoch` (None: in any epoch of the run)."""
-    if not (cfg.freeze_layers or cfg.gradual_unfreezing):
-        return {name: True for name, _ in model.named_parameters()}  # needs no layers: any model will do
-    depth, layers = depths(model)
-    return {name: trainable(d, layers, cfg, epoch) for name, d in depth.items()}
+class LayerSchedule(AllLayers):
+    """The loop's schedule (train.AllLayers) for a run with any of the three flags."""
 
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
 
-def set_trainable(model: torch.nn.Module, cfg: RunConfig, epoch: int | None) -> None:
-    """requires_grad for every parameter, for `epoch`; None before the optimizer is made, which must
-    hold every parameter the run will train (one gradual unfreezing has not reached simply has no
-    gradient, so AdamW leaves it alone), so the optimizer's state is the same whatever epoch a run
-    resumes in."""
-    flags = trains(model, cfg, epoch)
-    for name, param in model.named_parameters():
-        param.requires_grad_(flags[name])
+    def check(self, config) -> None:
+        check_before_loading(self.cfg, config)
 
+    def trains(self, model: torch.nn.Module, epoch: int | None) -> dict[str, bool]:
+        if not (self.cfg.freeze_layers or self.cfg.gradual_unfreezing):
+            return super().trains(model, epoch)  # needs no layers: any model will do
+        depth, layers = depths(model)
+        return {name: trainable(d, layers, self.cfg, epoch) for name, d in depth.items()}
 
-def trained_parameters(model: torch.nn.Module, cfg: RunConfig) -> int:
-    """How many parameters the run's last epoch trains (none without an epoch)."""
-    epochs = math.ceil(cfg.num_train_epochs)
-    if not epochs:
-        return 0
-    flags = trains(model, cfg, epochs - 1)
-    return sum(p.numel() for name, p in model.named_parameters() if flags[name])
+    def depths(self, model: torch.nn.Module) -> dict[str, int]:
+        return depths(model)[0] if self.cfg.layer_lr_decay else {}
 
 
 def check_before_loading(cfg: RunConfig, config) -> None:
     """Said before the weights load: --freeze-layers fits the layer count in the model's config, and
     the layers can be found, in a copy of the model without weights (on the meta device: no memory)."""
+    import torch
+
     if not (cfg.layer_lr_decay or cfg.freeze_layers or cfg.gradual_unfreezing):
         return
     count = getattr(config, "num_hidden_layers", None)

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import yaml
 
-from . import results
+from . import results, stats, tables
+from .config import OPTIONS
 from .errors import GlueRunnerError
-from .data import get_task, glue_tasks
+from .files import delimited_text, markdown_table, png, write_atomic
+from .tasks import get_task, glue_tasks
 
 
 @dataclass(frozen=True)
@@ -52,28 +54,18 @@ class Cell:
         return [s[metric] for s in self.per_seed if metric in s]
 
     def mean(self, metric: str) -> float | None:
-        values = self.values(metric)
-        return statistics.fmean(values) if values else None
+        return stats.mean(self.values(metric))
 
     def std(self, metric: str) -> float | None:
-        values = self.values(metric)
-        return statistics.stdev(values) if len(values) > 1 else None
+        return stats.std(self.values(metric))
 
     def seed_scores(self) -> list[float]:
         """The column's score for each seed: the mean of its metrics."""
-        return [column_score(s) for s in self.per_seed if s]
+        return [stats.column_score(s) for s in self.per_seed if s]
 
     @property
     def score(self) -> float | None:
-        scores = self.seed_scores()
-        return statistics.fmean(scores) if scores else None
-
-
-def column_score(values: dict) -> float:
-    """A column's score from its metrics (metric -> value): their unweighted mean, as the GLUE
-    paper scores a task with several metrics. Plain arithmetic, so values that are numpy arrays
-    (glue-run compare's bootstrap resamples) are scored the same way."""
-    return sum(values.values()) / len(values)
+        return stats.mean(self.seed_scores())
 
 
 @dataclass
@@ -144,10 +136,8 @@ def variant(run: dict) -> str:
     other than the recipe's, and the recipe settings given as flags (metrics.json's
     "overrides"): a sweep with --learning-rate 2e-5 is one row, apart from the recipes' row,
     although 2e-5 is some tasks' recipe. Records from before "overrides" count as recipe runs."""
-    from .cli import FIELDS
-
     identity = results.record_identity(run)
-    settings = {k: v for k, v in identity.items() if k not in ("task", "seed") and FIELDS[k].metadata["fallback"] is None}
+    settings = {k: v for k, v in identity.items() if k not in ("task", "seed") and OPTIONS[k].fallback is None}
     return json.dumps({**settings, **run.get("overrides", {})}, sort_keys=True)
 
 
@@ -166,8 +156,8 @@ def task_columns(run: dict) -> list[Column]:
 def task_score(run: dict) -> float | None:
     """A run's score on its task (x100): its columns' scores averaged, as glue_score counts MNLI-m
     and MNLI-mm as one task; None when none of its metrics is defined."""
-    scores = [column_score(values) for column in task_columns(run) if (values := metric_values(run, column))]
-    return statistics.fmean(scores) if scores else None
+    scores = [stats.column_score(values) for column in task_columns(run) if (values := metric_values(run, column))]
+    return stats.mean(scores)
 
 
 def latest_runs(runs: list[dict], models: list[str] | None, since: datetime.date | None) -> list[dict]:
@@ -200,12 +190,10 @@ def setting_text(key: str, value) -> str:
     the recipe as "recipe", others as key=value; "" for a setting off or unset, so the plain run's
     row is the model's name alone beside "model (probe)". The names stay distinct: two rows that
     differ in a setting show it on at least one of them."""
-    from .cli import FIELDS
-
     if isinstance(value, bool):
         return key if value else ""
     if value is None:
-        return f"{key}=recipe" if FIELDS[key].metadata["fallback"] is not None else ""
+        return f"{key}=recipe" if OPTIONS[key].fallback is not None else ""
     return f"{key}={value}"
 
 
@@ -234,7 +222,7 @@ def rows_from_runs(runs: list[dict], columns: list[Column]) -> list[Row]:
             if per_seed:
                 cells[column.name] = Cell(per_seed)
         seeds = tuple(sorted({r["seed"] for r in model_runs if r.get("seed") is not None}))
-        notes = sorted({note for r in model_runs for note in results.run_notes(r)})
+        notes = sorted({note for r in model_runs for note in tables.run_notes(r)})
         rows.append(Row(name, cells, seeds, note="; ".join(notes)))
     return rows
 
@@ -260,7 +248,7 @@ def glue_runs(results_dir: Path) -> tuple[list[dict], list[results.Unreadable], 
     and how many runs are on the user's own data or tasks (not GLUE scores, so not shown here)."""
     runs, unreadable = results.load_runs(results_dir)
     glue = {t.name for t in glue_tasks()}
-    kept = [r for r in runs if r["task"] in glue and "own data" not in results.run_notes(r)]
+    kept = [r for r in runs if r["task"] in glue and "own data" not in tables.run_notes(r)]
     return kept, unreadable, len(runs) - len(kept)
 
 
@@ -332,7 +320,7 @@ def markdown(board: Board) -> str:
         "Made by `glue-run leaderboard` from every run under this folder (the latest run per model, task "
         "and seed). Scores x100; `a ± s` is the mean and sample standard deviation over seeds; `–` is "
         "missing. AX has no dev labels, so it stays empty until scored by gluebenchmark.com.", "",
-        results.markdown_table(header, rows),
+        markdown_table(header, rows),
         "GLUE score: each task's metrics averaged, then the mean over the tasks "
         f"({', '.join(scored)}; MNLI-m and MNLI-mm count as one task), as in Wang et al. (2018). "
         "Missing tasks are left out, and such a score is marked `(present/shown tasks)`: compare it only "
@@ -366,7 +354,7 @@ def csv_text(board: Board) -> str:
             line.append(fmt(cell and cell.score))  # the task's metrics averaged, as the GLUE score uses it
         score, present, shown = row.glue_score(board.columns)
         rows.append(line + [fmt(score), f"{present}/{shown}", "" if row.source else row.note, row.source])
-    return results.delimited_text(header, rows, ",")
+    return delimited_text(header, rows, ",")
 
 
 def fmt(value: float | None) -> str:
@@ -444,7 +432,7 @@ def show(console, results_dir: Path, **filters) -> None:
     naming every run file that cannot be read."""
     from rich.console import Console
 
-    results.update_tables(results_dir)
+    tables.update_tables(results_dir)
     board = build(results_dir, **filters)
     paths = write(board, results_dir)
     # Piped output has no width to fit: give the wide table room instead of wrapping every cell.
@@ -456,8 +444,8 @@ def show(console, results_dir: Path, **filters) -> None:
 
 def write(board: Board, results_dir: Path) -> list[Path]:
     results_dir = Path(results_dir)
-    md, csv_path, png = (results_dir / f"leaderboard.{ext}" for ext in ("md", "csv", "png"))
-    results.write_atomic(md, markdown(board))
-    results.write_atomic(csv_path, csv_text(board))
-    results.write_atomic(png, results.png(chart(board)))
-    return [md, csv_path, png]
+    md, csv_path, picture = (results_dir / f"leaderboard.{ext}" for ext in ("md", "csv", "png"))
+    write_atomic(md, markdown(board))
+    write_atomic(csv_path, csv_text(board))
+    write_atomic(picture, png(chart(board)))
+    return [md, csv_path, picture]

@@ -1,10 +1,10 @@
 """The GLUE scores, and those for your own labelled data, as an `evaluate` metric module.
 
-This file is both a module of the package (compute_metrics) and an evaluate metric
-script that compute_metrics loads by path, evaluate.load(__file__, kind), so scoring
-never needs the Hugging Face Hub (evaluate.load("glue") does). evaluate imports its own
-copy of this file, so every import here is absolute, and matplotlib is imported only
-inside the one function that draws.
+compute_metrics scores through the evaluate metric script beside this file,
+glue_metric.py, loaded by path (evaluate.load(<path>, kind)), so scoring never needs the
+Hugging Face Hub (evaluate.load("glue") does); that script computes with METRICS below.
+scikit-learn, scipy, evaluate and matplotlib are imported where they are used: the task
+registry reads KINDS in the checks made before a run starts, which take a fraction of a second.
 
 GLUE definitions follow the GLUE paper (Wang et al., ICLR 2019, Table 1) and mirror
 Hugging Face evaluate's official ``glue`` metric (metrics/glue/glue.py), with its result
@@ -40,44 +40,9 @@ NaN instead of raising or warning, for the caller to report.
 
 import warnings
 from functools import lru_cache
+from pathlib import Path
 
-import datasets
-import evaluate
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import f1_score, matthews_corrcoef, precision_recall_fscore_support
-
-_CITATION = """\
-@inproceedings{wang2019glue,
-  title={{GLUE}: A Multi-Task Benchmark and Analysis Platform for Natural Language Understanding},
-  author={Wang, Alex and Singh, Amanpreet and Michael, Julian and Hill, Felix and Levy, Omer and Bowman, Samuel R.},
-  note={In the Proceedings of ICLR.},
-  year={2019}
-}
-"""
-
-_DESCRIPTION = """\
-GLUE, the General Language Understanding Evaluation benchmark
-(https://gluebenchmark.com/): the metric(s) the benchmark reports for each task; and
-macro/micro F1 and subset accuracy for multi-class and multi-label classification.
-"""
-
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions: predicted labels (ints); scores (floats) with the "regression" config;
-        one row of 0/1 per example with the "multi_label" config.
-    references: gold labels, scores or 0/1 rows, like the predictions.
-    metrics: the names of the metrics to compute (matthews_correlation, accuracy, f1,
-        f1_macro, pearson, spearmanr; multi_label: f1_micro, f1_macro, subset_accuracy).
-Returns: {name: value} for each metric asked for; plain floats, NaN where undefined.
-Examples:
-    >>> metric = evaluate.load("path/to/glue_runner/metrics.py", "classification")
-    >>> metric.compute(predictions=[0, 1], references=[0, 1], metrics=["f1", "accuracy"])
-    {'f1': 1.0, 'accuracy': 1.0}
-    >>> metric = evaluate.load("path/to/glue_runner/metrics.py", "multi_label")
-    >>> metric.compute(predictions=[[1, 0], [1, 1]], references=[[1, 0], [0, 1]], metrics=["subset_accuracy"])
-    {'subset_accuracy': 0.5}
-"""
 
 
 def _accuracy(preds, labels) -> float:
@@ -98,19 +63,26 @@ def _f1(average: str):
     # the labels that occur); multi-label "macro" averages every column, so a label a
     # small dev set lacks pulls f1_macro down, as sklearn's own default does.
     def compute(preds, labels) -> float:
+        from sklearn.metrics import f1_score
+
         return float(f1_score(labels, preds, average=average, zero_division=0.0))
     return compute
 
 
 def _matthews(preds, labels) -> float:
+    from sklearn.metrics import matthews_corrcoef
+
     # sklearn returns 0.0 (with a warning) when only one class occurs.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(matthews_corrcoef(labels, preds))
 
 
-def _correlation(fn):
+def _correlation(name: str):
     def compute(preds, labels) -> float:
+        import scipy.stats
+
+        fn = getattr(scipy.stats, name)
         # scipy warns and returns NaN for constant input, and pearsonr raises for
         # fewer than two points; both mean "undefined", which we report as NaN.
         if len(preds) < 2:
@@ -125,51 +97,20 @@ def _correlation(fn):
 METRICS = {
     "classification": {"matthews_correlation": _matthews, "accuracy": _accuracy, "f1": _f1("binary"),
                        "f1_macro": _f1("macro")},
-    "regression": {"pearson": _correlation(pearsonr), "spearmanr": _correlation(spearmanr)},
+    "regression": {"pearson": _correlation("pearsonr"), "spearmanr": _correlation("spearmanr")},
     "multi_label": {"f1_micro": _f1("micro"), "f1_macro": _f1("macro"), "subset_accuracy": _subset_accuracy},
 }
 # metric name -> the configs that have it (f1_macro: classification and multi_label)
 KINDS = {name: [kind for kind, names in METRICS.items() if name in names] for fns in METRICS.values() for name in fns}
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class GlueMetric(evaluate.Metric):
-    def _info(self):
-        if self.config_name not in METRICS:
-            raise KeyError(f"Unknown GLUE metric config {self.config_name!r}; choose one of {', '.join(METRICS)}")
-        value = datasets.Value("float64" if self.config_name == "regression" else "int64")
-        if self.config_name == "multi_label":
-            value = datasets.Sequence(value)
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": value, "references": value}),
-            reference_urls=["https://gluebenchmark.com/", "https://huggingface.co/spaces/evaluate-metric/glue"],
-            # No format="numpy": datasets' numpy formatter casts floats to
-            # float32, which would cost stsb precision; _compute converts.
-        )
-
-    def _compute(self, predictions, references, metrics=()):
-        known = METRICS[self.config_name]
-        unknown = [m for m in metrics if m not in known]
-        if unknown:
-            raise KeyError(f"unknown {self.config_name} metric(s) {', '.join(unknown)}; choose from {', '.join(known)}")
-        # Nothing scored: every metric is undefined (sklearn would raise, numpy warn).
-        if len(predictions) == 0:
-            return {name: float("nan") for name in metrics}
-        dtype = np.float64 if self.config_name == "regression" else np.int64
-        preds, labels = np.asarray(predictions, dtype=dtype), np.asarray(references, dtype=dtype)
-        if preds.shape != labels.shape:  # evaluate checks the rows; multi-label rows must match too
-            raise ValueError(f"predictions are {preds.shape} but references {labels.shape}")
-        return {name: known[name](preds, labels) for name in metrics}
-
-
 @lru_cache(maxsize=None)
-def _load(kind: str) -> evaluate.EvaluationModule:
-    # Loading copies and imports this file, so do it once per config.
+def _load(kind: str):
+    import evaluate
+
+    # Loading copies and imports the script, so do it once per config.
     # keep_in_memory: no Arrow cache files or lock files on disk per compute.
-    return evaluate.load(__file__, kind, keep_in_memory=True)
+    return evaluate.load(str(Path(__file__).with_name("glue_metric.py")), kind, keep_in_memory=True)
 
 
 def compute_metrics(names: tuple[str, ...], predictions, references) -> dict[str, float]:
@@ -206,6 +147,8 @@ def per_label_scores(predictions, references, label_names: list[str]) -> dict[st
     f1_macro, with support 0 telling why. Kept out of compute_metrics, whose scores are
     single floats: the runner writes these beside them and prints them as a table.
     """
+    from sklearn.metrics import precision_recall_fscore_support
+
     if len(references) == 0:  # sklearn raises on no examples
         scores = np.zeros((4, len(label_names)))
     else:

@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .cli import FIELDS, flag, names_path
-from .data import TaskSpec
+from .config import FIELDS, flag, names_path, option_of
+from .tasks import TaskSpec
+
+if TYPE_CHECKING:  # huggingface_hub is imported where it is used: it takes a third of a second
+    from huggingface_hub import EvalResult, ModelCardData
 
 
 def text(record: dict, task: TaskSpec) -> str:
     # a local folder's path means nothing on the Hub (and may say too much): name it, link nothing
+    from huggingface_hub import ModelCard, ModelCardData
+
     base = None if Path(record["model"]).expanduser().exists() else record["model"]
     data = ModelCardData(
         model_name=f"{record['model_name'].split('/')[-1]}-finetuned-{task.name}",
-        base_model=base, datasets=None if own_files(record, task) else [task.hub],  # own data has no Hub id
+        base_model=base, datasets=None if own_data_files(record, task) else [task.hub],  # own data has no Hub id
         eval_results=[eval_result(record, task, *score) for score in dev_scores(record, task)] or None,
         library_name="transformers", pipeline_tag="text-classification", tags=["glue-runner"])
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body(record, task, data, base or record['model_name'])}"))
@@ -37,7 +41,7 @@ def command(cfg: dict, base: str) -> str:
     for name, f in FIELDS.items():
         value = cfg.get(name)
         unset = value is None or value is False or (f.default is not None and value == f.default)
-        if name == "model" or not f.metadata["changes_result"] or unset:
+        if name == "model" or not option_of(f).changes_result or unset:
             continue
         if names_path(f, value):
             value = Path(value).name
@@ -46,7 +50,7 @@ def command(cfg: dict, base: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-def own_files(record: dict, task: TaskSpec) -> dict[str, Path]:
+def own_data_files(record: dict, task: TaskSpec) -> dict[str, Path]:
     """Role (train, validation) -> the file of your own data it came from: --train-file and
     --validation-file, or your task file's splits. Empty for GLUE's own data."""
     cfg = record["config"]
@@ -73,7 +77,9 @@ def dev_scores(record: dict, task: TaskSpec) -> list[tuple[str, str, str, float]
 
 
 def eval_result(record: dict, task: TaskSpec, split: str, metric: str, key: str, value: float) -> EvalResult:
-    file = own_files(record, task).get("validation")
+    from huggingface_hub import EvalResult
+
+    file = own_data_files(record, task).get("validation")
     if file:  # own data: named by its file and the loader that reads it
         dataset = {"dataset_type": "json" if file.suffix in (".json", ".jsonl") else "csv", "dataset_name": file.name}
     else:
@@ -83,7 +89,7 @@ def eval_result(record: dict, task: TaskSpec, split: str, metric: str, key: str,
 
 
 def body(record: dict, task: TaskSpec, data: ModelCardData, base: str) -> str:
-    cfg, files = record["config"], own_files(record, task)
+    cfg, files = record["config"], own_data_files(record, task)
     if files:
         named = ", ".join(f"{role} `{file.name}`" for role, file in files.items())
         source = f"own data ({named}) for " + (f"the task `{task.name}`" if task.own else
@@ -103,7 +109,7 @@ def body(record: dict, task: TaskSpec, data: ModelCardData, base: str) -> str:
               f"With glue-runner {__version__}:", "", "```bash", command(cfg, base), "```", "",
               "| setting | value |", "|---|---|"]
     lines += [f"| {flag(name)} | {cfg[name]} |" for name, f in FIELDS.items()
-              if f.metadata["card"] and cfg.get(name) is not None]
+              if option_of(f).card and cfg.get(name) is not None]
     threshold = record.get("details", {}).get("threshold")
     if threshold:  # saved in config.json as multi_label_threshold too
         chosen = f" (chosen on the {threshold['chosen_on']} split)" if threshold["chosen_on"] else ""

@@ -14,24 +14,29 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
-from . import results
+from .config import RunConfig
+from .data import cache_folder
 from .errors import GlueRunnerError
-from .train import TrainStats, predict
+from .files import write_atomic
+from .model import LoadedModel
+from .run import DevScorer, Tracker
+from .tasks import TaskSpec
+from .train import Runtime, TrainStats, predict
 
-if TYPE_CHECKING:
-    from .cli import RunConfig
-    from .data import TaskSpec
-    from .train import Runtime
+if TYPE_CHECKING:  # torch is imported where it is used: the checks before a run answer in a second
+    import torch
 
 
 def pooled(model: torch.nn.Module, batch: dict) -> torch.Tensor:
     """[CLS] and the mean over real tokens of the encoder's last layer, side by side."""
+    import torch
+
     hidden = model.base_model(**{k: v for k, v in batch.items() if k != "labels"}).last_hidden_state
     mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
     return torch.cat([hidden[:, 0], (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)], dim=1)
@@ -47,7 +52,7 @@ def features(model: torch.nn.Module, dataset, split: str, cfg: RunConfig, rt: Ru
     if rt.is_main:
         file = io.BytesIO()
         np.save(file, found)
-        results.write_atomic(path, file.getvalue())  # another run reading the cache never sees half a file
+        write_atomic(path, file.getvalue())  # another run reading the cache never sees half a file
     return found
 
 
@@ -111,3 +116,22 @@ def run(model: torch.nn.Module, task: TaskSpec, splits: dict, tokenized: dict, c
     stats = TrainStats(steps=0, samples=len(labels), seconds=time.perf_counter() - started, final_loss=None,
                        history=[], trained_parameters=head_size(head))
     return (lambda split: head_logits(task, head, found[split])), stats
+
+
+class Probe:
+    """run.py's Fit for --probe: the features and the head above, the head's logits scored in place
+    of the model's."""
+
+    def check(self, config) -> None:
+        pass
+
+    def describe(self, model: torch.nn.Module, task: TaskSpec, cfg: RunConfig) -> str:
+        return " · probe: a linear head on the frozen encoder's features"
+
+    def fit(self, loaded: LoadedModel, scorer: DevScorer, tracker: Tracker, bar, output_dir: Path,
+            resume_from: Path | None) -> TrainStats:
+        task = scorer.task
+        loaded.labels = replace(loaded.labels, to_model=tuple(range(task.num_labels)))  # the head's own order
+        scorer.outputs, stats = run(loaded.model, task, scorer.splits, scorer.tokenized, scorer.cfg, scorer.rt,
+                                    scorer.pad_id, cache_folder(scorer.cfg.cache_dir), bar)
+        return stats

@@ -1,5 +1,5 @@
-"""Everything a run writes: checkpoints while it trains, its folder once it is done, and
-the tables over all runs.
+"""Where a run's files go and what they hold: its identity and folder, the lock that holds the
+folder, checkpoints while it trains, its folder once it is done, and every run read back.
 
     <results_dir>/runs/<model>/<task>-seed<seed>[-<identity>]/
         checkpoint-<step>/          model.safetensors, state.pt, config.json (the identity)
@@ -7,15 +7,14 @@ the tables over all runs.
             model/                  the adapted model, with adaptation.json (its record and the run's identity)
         metrics.json                written last: a run counts only once it is there
         predictions_*.tsv           dev predictions, and test ones with --do-predict
-    <results_dir>/runs.csv, runs.md one row per run, regenerated from every metrics.json
 
 A run's identity (RunConfig.identity: the model, the data, the seed and every setting
 that changes the result) decides its folder: the same identity finds its own folder
 again (already done, or resumed), another one never takes it over. Every file is written
 to a temporary name and renamed into place, so a crash, Ctrl-C or a full disk never
 leaves half a file, nor predictions without their metrics.json, nor a broken newest
-checkpoint. The tables are rebuilt under a lock, and a run file that cannot be read is
-named, kept, and shown as such, never dropped.
+checkpoint. A run file that cannot be read is named, kept, and shown as such, never dropped
+(tables.py writes runs.md from what load_runs reads).
 
 torch and safetensors are imported where checkpoints are written and read: choosing a
 run's folder is among the checks made before a run starts, which take a fraction of a second.
@@ -23,15 +22,11 @@ run's folder is among the checks made before a run starts, which take a fraction
 
 from __future__ import annotations
 
-import csv
 import datetime
-import errno
 import hashlib
-import io
 import json
 import math
 import os
-import re
 import shutil
 import socket
 import sys
@@ -41,99 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .data import glue_tasks, is_task_file
+from .config import RunConfig
 from .errors import GlueRunnerError
+from .files import disk_errors, fsync, safe_name, stage
 
-if TYPE_CHECKING:  # cli.py makes the config; nothing here needs cli at import time
+if TYPE_CHECKING:
     import torch
-
-    from .cli import RunConfig
-
-def safe_name(name: str) -> str:
-    """A folder name that stays inside its parent: no separators, no '..', no odd characters."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip().replace("/", "__")).strip("._")
-    return cleaned or "unnamed"
-
-
-UMASK = os.umask(0o022)
-os.umask(UMASK)  # reading the umask means setting it: put it straight back
-
-
-def _staged(path: Path, text: str | bytes) -> Path:
-    """text (or bytes: a picture) in a synced temporary file beside path, for the caller to rename into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # backslashreplace: a path or model name that is not UTF-8 (bytes a shell passed) is written escaped
-        with (os.fdopen(fd, "wb") if isinstance(text, bytes) else
-              os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace", newline="")) as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600 files; results are as readable as any other file
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
-
-
-def write_atomic(path: Path, text: str | bytes) -> None:
-    os.replace(_staged(path, text), path)
-
-
-def png(figure) -> bytes:
-    """A matplotlib figure as PNG bytes, for write_atomic or a run's files; the figure is closed."""
-    import matplotlib.pyplot as plt
-
-    picture = io.BytesIO()
-    figure.savefig(picture, format="png", dpi=120)
-    plt.close(figure)
-    return picture.getvalue()
-
-
-def _fsync(path: Path) -> None:
-    if Path(path).is_dir() and os.name != "posix":
-        return  # Windows cannot open a folder to sync it; NTFS journals the rename itself
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def disk_errors(what: str, state: str, action: str, where: Path | None = None):
-    """An error while writing (a full disk, a folder removed mid-run) as one clear line that says
-    what is still on disk and what to do. `where`: a folder on the disk being written, whose free
-    space tells a full disk from other failures when the writer does not say which it was."""
-    try:
-        yield
-    except OSError as e:
-        full = e.errno in (errno.ENOSPC, errno.EDQUOT)
-        reason = (e.strerror or str(e)) + (f" ({e.filename})" if e.filename else "")
-        raise GlueRunnerError(_write_failed(what, reason, state, action, full)) from None
-    except Exception as e:
-        # safetensors and torch.save report a failed write as their own errors, not OSError
-        if type(e).__name__ != "SafetensorError" and not (isinstance(e, RuntimeError) and "inline_container" in str(e)):
-            raise
-        # torch.save's "unexpected pos" is a short write: seen only on a full disk (its space is free
-        # again by now, the half-written folder removed)
-        full = any(sign in str(e) for sign in ("os error 28", "unexpected pos")) or \
-            (where is not None and _free_bytes(where) < 2**20)
-        reason = "No space left on device" if full else str(e).splitlines()[0]
-        raise GlueRunnerError(_write_failed(what, reason, state, action, full)) from None
-
-
-def _write_failed(what: str, reason: str, state: str, action: str, full: bool) -> str:
-    hint = "Free some space, then " + action if full else action[0].upper() + action[1:]
-    return f"could not write {what}: {reason}. {state}. {hint}."
-
-
-def _free_bytes(folder: Path) -> int:
-    try:
-        return shutil.disk_usage(folder).free
-    except OSError:
-        return 0
 
 
 # ---- where a run goes ------------------------------------------------------
@@ -166,8 +74,6 @@ def run_folder(cfg: RunConfig, task_name: str) -> Path:
 
 def record_identity(record: dict) -> dict:
     """A metrics.json's identity; older files have none, so it is made from their recorded config."""
-    from .cli import RunConfig
-
     if "identity" in record:
         # A setting added since the file was written takes its default, which is what the run had; one
         # since removed is dropped: a new version of glue-runner still finds the runs an older one made.
@@ -368,10 +274,10 @@ def save_checkpoint(output_dir: Path, step: int, model: torch.nn.Module, state: 
             torch.save(state, tmp / "state.pt")
             (tmp / "config.json").write_text(json.dumps(cfg.identity(), indent=2) + "\n", encoding="utf-8")
             for file in tmp.iterdir():
-                _fsync(file)
-            _fsync(tmp)
+                fsync(file)
+            fsync(tmp)
             os.replace(tmp, final)  # each step is saved once: train() saves an epoch's last step only at its end
-            _fsync(output_dir)  # the rename itself survives a power cut
+            fsync(output_dir)  # the rename itself survives a power cut
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -427,13 +333,6 @@ def choose_checkpoint(output_dir: Path, cfg: RunConfig) -> Path | None:
 
 # ---- finished runs and the tables ------------------------------------------
 
-def delimited_text(header: list[str], rows: list, delimiter: str = "\t") -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
 
 def write_run(output_dir: Path, record: dict, predictions: dict[str, str | bytes]) -> Path:
     """predictions: file name -> its text (predictions, confusion matrices) or bytes (their
@@ -448,7 +347,7 @@ def write_run(output_dir: Path, record: dict, predictions: dict[str, str | bytes
                      "run the same command again to finish the run (from its newest checkpoint, if it has one)"):
         try:
             for name, text in files.items():
-                staged.append((_staged(output_dir / name, text), output_dir / name))
+                staged.append((stage(output_dir / name, text), output_dir / name))
         except BaseException:
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)
@@ -516,67 +415,3 @@ def record_problem(record) -> str:
     return ""
 
 
-def run_notes(record: dict) -> list[str]:
-    """What a reader of a table must know before comparing this run with others."""
-    config, notes = record.get("config", {}), []
-    own_task = not config.get("task") or is_task_file(str(config["task"]))
-    if config.get("train_file") or config.get("validation_file") or (own_task and "config" in record):
-        notes.append("own data")
-    examples, available = record.get("data", {}).get("examples", {}), record.get("data", {}).get("available")
-    for setting, kind, prefix in (("max_train_samples", "train", "train"), ("max_eval_samples", "dev", "validation")):
-        splits = [s for s in examples if s.startswith(prefix)]
-        # a limit at or above the data's size kept all of it; a record from before "available" cannot say
-        cut = available is None or any(examples[s] < available.get(s, examples[s] + 1) for s in splits)
-        if config.get(setting) and cut:
-            notes.append(f"subset: {config[setting]} {kind}")
-    if config.get("num_train_epochs") == 0:
-        notes.append("untrained")
-    if config.get("probe"):
-        notes.append("probe")
-    return notes
-
-
-def table_rows(runs: list[dict], unreadable: list[Unreadable], results_dir: Path) -> tuple[list[str], list[list]]:
-    # the GLUE tasks' metrics first, in the leaderboard's order (tasks/*.yaml), then any others
-    glue_order = dict.fromkeys(m + split.metric_suffix for t in glue_tasks() for split in t.splits.values()
-                               for m in t.metrics)
-    metric_names = [m for m in glue_order if any(m in r["metrics"] for r in runs)]
-    metric_names += sorted({m for r in runs for m in r["metrics"]} - set(metric_names))
-    header = ["date", "task", "model", "seed", *metric_names, "train_samples", "samples_per_s", "train_s", "notes",
-              "run"]
-    rows = []
-    for r in sorted(runs, key=lambda r: (r.get("date", ""), r["task"], r.get("model_name", ""))):
-        train = r.get("train") or {}
-        rows.append([r.get("date", ""), r["task"], r.get("model_name", ""), r.get("seed", ""),
-                     *[_fmt(r["metrics"].get(m)) for m in metric_names],
-                     train.get("samples", ""), _fmt(train.get("samples_per_second"), 1),
-                     _fmt(train.get("seconds"), 1), "; ".join(run_notes(r)), os.path.relpath(r["path"], results_dir)])
-    for u in unreadable:
-        rows.append(["", "", "", "", *[""] * len(metric_names), "", "", "", f"UNREADABLE: {u.reason}",
-                     os.path.relpath(u.path.parent, results_dir)])
-    return header, rows
-
-
-def _fmt(value, digits: int = 4) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) if c != "" else "–" for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def update_tables(results_dir: Path) -> list[Unreadable]:
-    """Rebuild runs.csv and runs.md from every run; returns the run files that could not be read."""
-    results_dir = Path(results_dir)
-    with locked(results_dir), disk_errors(f"the tables in {results_dir}", "The runs' own files are complete",
-                                          f"run `glue-run leaderboard --results-dir {results_dir}` to rebuild them"):
-        for stale in results_dir.glob(".runs.*.tmp"):  # left by a writer killed mid-update; we hold the lock
-            stale.unlink(missing_ok=True)
-        runs, unreadable = load_runs(results_dir)
-        header, rows = table_rows(runs, unreadable, results_dir)
-        write_atomic(results_dir / "runs.csv", delimited_text(header, rows, ","))
-        write_atomic(results_dir / "runs.md", "# glue-runner runs\n\nOne row per run, regenerated from every "
-                     "`metrics.json` below this folder.\n\n" + markdown_table(header, rows))
-    return unreadable

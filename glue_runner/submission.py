@@ -18,14 +18,12 @@ import math
 import zipfile
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from . import data, results
-from .data import TaskSpec, glue_tasks
+from . import data
+from .config import RunConfig
 from .errors import GlueRunnerError
-
-if TYPE_CHECKING:  # cli.py makes the config; nothing here needs cli at import time
-    from .cli import RunConfig
+from .files import delimited_text, safe_name, write_atomic
+from .tasks import TaskSpec, glue_tasks
 
 HEADER = ["index", "prediction"]
 
@@ -46,7 +44,7 @@ def convert(task: TaskSpec, predictions_tsv: str) -> str:
         elif task.submission_labels == "index":
             prediction = str(task.label_names.index(prediction))
         out.append([index, prediction])
-    return results.delimited_text(HEADER, out)
+    return delimited_text(HEADER, out)
 
 
 def write(folder: Path, run_dirs: dict[str, Path]) -> list[str]:
@@ -61,7 +59,7 @@ def write(folder: Path, run_dirs: dict[str, Path]) -> list[str]:
         source = Path(run_dirs[task.name]) / f"predictions_{split}.tsv"
         if not source.is_file():
             raise GlueRunnerError(f"{source} is missing; run {task.name} with --do-predict to make it")
-        results.write_atomic(folder / filename, convert(task, source.read_text(encoding="utf-8")))
+        write_atomic(folder / filename, convert(task, source.read_text(encoding="utf-8")))
         written.append(filename)
     return written
 
@@ -166,7 +164,7 @@ def from_runs(run_dirs: dict[str, Path], cfg: RunConfig, name: str, say) -> Path
 
     Returns the zip, or None (saying why) when the folder is not a complete, valid submission.
     """
-    folder = Path(cfg.results_dir) / "submissions" / results.safe_name(name)
+    folder = Path(cfg.results_dir) / "submissions" / safe_name(name)
     written = write(folder, run_dirs)
     problems = validate(folder, expected_rows(cfg, written))
     if problems:

@@ -19,23 +19,24 @@ import math
 import operator
 import os
 import re
-import statistics
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import leaderboard, results
-from .data import TaskSpec, task_for
+from . import leaderboard, results, stats, tables
+from .config import FIELDS, OPTIONS, RunConfig, check_bounds, comma_list, converter, flag, option_of, value_type
+from .data import task_for
 from .errors import GlueRunnerError
+from .files import disk_errors, markdown_table, safe_name, write_atomic
+from .run import Outcome
+from .tasks import TaskSpec
 
 if TYPE_CHECKING:
     import argparse
     import dataclasses
 
-    from .cli import RunConfig
-    from .run import Outcome
 
 # ---- the grid ----------------------------------------------------------------
 
@@ -60,8 +61,6 @@ class Grid:
 def parse_grid(args: argparse.Namespace) -> Grid | None:
     """--grid's NAME=V1,V2 items, each value converted and bounds-checked as its flag's would be;
     None without --grid."""
-    from .cli import flag
-
     if not args.grid:
         return None
     if args.output_dir:
@@ -85,9 +84,7 @@ def parse_grid(args: argparse.Namespace) -> Grid | None:
 
 def grid_field(name: str) -> dataclasses.Field:
     """The RunConfig field a grid may vary: one that changes the result and whose flag takes one value."""
-    from .cli import FIELDS, comma_list, converter, flag, value_type
-
-    allowed = [n for n, f in FIELDS.items() if f.metadata["changes_result"] and n not in OWN_AXES
+    allowed = [n for n, f in FIELDS.items() if option_of(f).changes_result and n not in OWN_AXES
                and value_type(f) is not bool and converter(f) is not comma_list]
     choose = f"; grid settings: {', '.join(allowed)}"
     if name in OWN_AXES:
@@ -95,7 +92,7 @@ def grid_field(name: str) -> dataclasses.Field:
                               f"{OWN_AXES[name]}")
     if name not in FIELDS:
         raise GlueRunnerError(f"--grid: unknown setting '{name}'{choose}")
-    if not FIELDS[name].metadata["changes_result"]:
+    if not OPTIONS[name].changes_result:
         raise GlueRunnerError(f"--grid {name}: it does not change the result, so there is nothing to select{choose}")
     if name not in allowed:
         kind = "a switch" if value_type(FIELDS[name]) is bool else "a list"
@@ -105,15 +102,13 @@ def grid_field(name: str) -> dataclasses.Field:
 
 
 def grid_value(f: dataclasses.Field, text: str):
-    from .cli import RunConfig, check_bounds, converter, flag
-
     try:
         value = converter(f)(text)
     except ValueError:
         raise GlueRunnerError(f"--grid {f.name}: '{text}' is not a valid {flag(f.name)} value "
                               f"({converter(f).__name__})") from None
-    if f.metadata["choices"] and value not in f.metadata["choices"]:
-        raise GlueRunnerError(f"--grid {f.name}: '{text}' is not one of {', '.join(f.metadata['choices'])}")
+    if option_of(f).choices and value not in option_of(f).choices:
+        raise GlueRunnerError(f"--grid {f.name}: '{text}' is not one of {', '.join(option_of(f).choices)}")
     try:
         check_bounds(RunConfig(task="", model="", **{f.name: value}))
     except GlueRunnerError as e:
@@ -143,7 +138,7 @@ class Point:
     @property
     def score(self) -> float | None:
         scores = self.seed_scores()
-        return statistics.fmean(scores) if scores else None
+        return stats.mean(scores)
 
     def metrics(self) -> leaderboard.Cell:
         """Metric -> its values over the seeds (x100), for the metrics the task's columns show."""
@@ -186,7 +181,7 @@ def grid_report(grid: Grid, configs: list[RunConfig], outcomes: list[Outcome]) -
         selected[task] = selected[source] if source in selected else select(points[task])
     model = outcomes[0].record["model_name"]
     sweep = results.identity_hash({"runs": [cfg.identity() for cfg in configs]})
-    return GridReport(f"{results.safe_name(model)}-{sweep}", model, grid, list(dict.fromkeys(c.seed for c in configs)),
+    return GridReport(f"{safe_name(model)}-{sweep}", model, grid, list(dict.fromkeys(c.seed for c in configs)),
                       points, selected, Path(configs[0].results_dir))
 
 
@@ -196,18 +191,10 @@ def chosen_runs(configs: list[RunConfig], outcomes: list[Outcome], grid: Grid | 
 
 
 def summary(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values) if values else None,
-            "std": statistics.stdev(values) if len(values) > 1 else None, "seeds": len(values)}
+    return {"mean": stats.mean(values), "std": stats.std(values), "seeds": len(values)}
 
 
-def formatted(values: list[float]) -> str:
-    s = summary(values)
-    if s["mean"] is None:
-        return "–"
-    return f"{s['mean']:.2f}" + (f" ± {s['std']:.2f}" if s["std"] is not None else "")
-
-
-def setting_text(value) -> str:
+def value_text(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -224,15 +211,15 @@ def table(report: GridReport) -> tuple[list[str], list[list[str]]]:
     for task, points in report.points.items():
         for i, point in enumerate(points):
             cell = point.metrics()
-            rows.append([task, *map(setting_text, point.settings.values()), str(len(point.runs)),
-                         formatted(point.seed_scores()), *[formatted(cell.values(m)) for m in names],
+            rows.append([task, *map(value_text, point.settings.values()), str(len(point.runs)),
+                         stats.mean_std(point.seed_scores()), *[stats.mean_std(cell.values(m)) for m in names],
                          "✓" if i == report.selected[task] else "", "; ".join(notes(point))])
     return header, rows
 
 
 def markdown(report: GridReport) -> str:
     header, rows = table(report)
-    axes = "; ".join(f"`{name}` in {', '.join(map(setting_text, values))}" for name, values in report.grid.axes.items())
+    axes = "; ".join(f"`{name}` in {', '.join(map(value_text, values))}" for name, values in report.grid.axes.items())
     return "\n".join([
         f"# Grid search: {report.model}", "",
         f"Made by `glue-run --grid`: {axes}; seeds {', '.join(map(str, report.seeds))}. Every point was trained "
@@ -240,7 +227,7 @@ def markdown(report: GridReport) -> str:
         "metrics (MNLI's matched and mismatched accuracies averaged), as the GLUE score counts it. Each task's "
         "selected point (✓) has the best score; AX, which has no dev set, takes MNLI's.", "",
         f"**{INFLATION}**", "",
-        results.markdown_table(header, rows)])
+        markdown_table(header, rows)])
 
 
 def to_json(report: GridReport) -> dict:
@@ -264,7 +251,7 @@ def point_json(point: Point, selected: bool, names: list[str], report: GridRepor
 
 
 def notes(point: Point) -> list[str]:
-    return sorted({n for _, o in point.runs for n in results.run_notes(o.record)})
+    return sorted({n for _, o in point.runs for n in tables.run_notes(o.record)})
 
 
 def record(grid: Grid, configs: list[RunConfig], outcomes: list[Outcome]) -> GridReport:
@@ -272,10 +259,10 @@ def record(grid: Grid, configs: list[RunConfig], outcomes: list[Outcome]) -> Gri
     (the same runs) finds and rewrites the same files."""
     report = grid_report(grid, configs, outcomes)
     folder = report.results_dir / "grids"
-    with results.disk_errors(str(folder), "The runs' own files are complete",
+    with disk_errors(str(folder), "The runs' own files are complete",
                              "run the same command again: the finished runs are skipped"):
-        results.write_atomic(folder / f"{report.name}.md", markdown(report))
-        results.write_atomic(folder / f"{report.name}.json",
+        write_atomic(folder / f"{report.name}.md", markdown(report))
+        write_atomic(folder / f"{report.name}.json",
                              json.dumps(to_json(report), indent=2, default=str, allow_nan=False) + "\n")
     return report
 
@@ -375,7 +362,7 @@ def check_expected(bounds: list[Bound], runs: list[tuple[RunConfig, Outcome]], c
     for bound in bounds:
         values = [o.record["metrics"].get(bound.metric) for cfg, o in runs if o.record["task"] == bound.task]
         values = [v for v in values if v is not None]
-        got = statistics.fmean(values) if values else None
+        got = stats.mean(values)
         said = f"{bound}: got {got:.4f} (mean of {len(values)} seed(s))" if values else \
             f"{bound}: got no value (undefined on every run)"
         if got is not None and OPERATORS[bound.operator](got, bound.value):

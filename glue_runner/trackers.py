@@ -3,22 +3,21 @@
     --report-to tensorboard   <output_dir>/tensorboard/: train/loss, train/learning_rate and
                               train/samples_per_second per optimizer step, eval/<metric> per epoch
 
-The loop knows nothing of them: run.py hands each Report to the progress bar and to the
-tracker, and each epoch's record (DevScorer.after_epoch's) to the tracker.
+The loop knows nothing of them: run.py hands each StepReport to the progress bar and to the
+tracker, and each epoch's record (DevScorer.after_epoch's) to the tracker; run.Tracker is the
+base, which drops them.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import results
+from .config import RunConfig
 from .errors import GlueRunnerError
-
-if TYPE_CHECKING:
-    from .cli import RunConfig
-    from .train import Report, Runtime
+from .run import Tracker
+from .train import Runtime, StepReport
 
 
 def start(cfg: RunConfig, output_dir: Path, rt: Runtime, resume_from: Path | None) -> Tracker:
@@ -45,24 +44,6 @@ def summary_writer():
     return SummaryWriter
 
 
-class Tracker:
-    """What every tracker takes, in a `with` block: each optimizer step's Report and each
-    epoch's record. This one drops them: --report-to none, and every rank but 0."""
-
-    def __enter__(self) -> Tracker:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
-
-    def log_step(self, report: Report) -> None:
-        pass
-
-    def log_epoch(self, record: dict) -> dict:
-        """Returns the record, so it can sit between on_epoch_end and the scorer."""
-        return record
-
-
 class TensorBoard(Tracker):
     """Scalars in TensorBoard event files, one point per optimizer step (the x axis)."""
 
@@ -81,7 +62,7 @@ class TensorBoard(Tracker):
     def __exit__(self, *exc) -> None:
         self.writer.close()  # flushes: a failed or interrupted run keeps what it logged
 
-    def log_step(self, report: Report) -> None:
+    def log_step(self, report: StepReport) -> None:
         self.step += 1  # the loop reports once per optimizer step
         if report.loss is not None:  # read back only at logging steps: no extra host sync
             self.writer.add_scalar("train/loss", report.loss, self.step)

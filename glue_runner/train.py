@@ -7,6 +7,7 @@ to a few length buckets, autocast with float32 master weights, fused AdamW, no h
 sync inside a step, pinned memory, and CUDA graphs (torch.compile's reduce-overhead
 mode) per bucket. Checkpoints (saved by results.py) are taken at step boundaries, so a
 resumed run replays the same batches and dropout masks as one that never stopped.
+Which parameters train, and at what rate, is the schedule's (AllLayers: all, at one rate).
 """
 
 from __future__ import annotations
@@ -24,16 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
-import torch.distributed as dist
-from torch.optim.lr_scheduler import LambdaLR
 
-from . import layers, results
+from . import results
+from .config import RunConfig
 from .errors import GlueRunnerError, Interrupted
 
-if TYPE_CHECKING:  # cli.py makes the config; nothing here needs cli at import time
-    from .cli import RunConfig
-
+if TYPE_CHECKING:  # torch is imported where it is used: the checks before a run answer in a second
+    import torch
+    from torch.optim.lr_scheduler import LambdaLR
 
 # ---- where we run ----------------------------------------------------------
 
@@ -55,6 +54,8 @@ class Runtime:
 
 def device_type(cfg: RunConfig) -> str:
     """"cuda" or "cpu": what --device and the precision flags ask for, if this machine has it."""
+    import torch
+
     want = cfg.device
     if want == "auto":
         want = "cuda" if torch.cuda.is_available() else "cpu"
@@ -68,6 +69,9 @@ def device_type(cfg: RunConfig) -> str:
 
 
 def setup_runtime(cfg: RunConfig) -> Runtime:
+    import torch
+    import torch.distributed as dist
+
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if device_type(cfg) == "cuda":
@@ -85,6 +89,8 @@ def setup_runtime(cfg: RunConfig) -> Runtime:
 
 
 def seed_everything(seed: int) -> None:
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -132,6 +138,8 @@ def make_batches(lengths: np.ndarray, batch_size: int, *, shuffle: bool, seed: i
 
 def collate(dataset, indices: np.ndarray, pad_id: int, max_len: int, buckets: bool,
             multiple: int = 8) -> dict[str, torch.Tensor]:
+    import torch
+
     rows = dataset[indices.tolist()]
     width = padded_length(max(rows["length"]), max_len, buckets, multiple)
     batch = {}
@@ -186,7 +194,7 @@ class TrainState:
 
 
 @dataclass
-class Report:
+class StepReport:
     """What the loop tells its caller after every optimizer step."""
     epoch: int  # 0-based
     epochs: int
@@ -212,9 +220,9 @@ class TrainStats:
 
 
 def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad_id: int,
-          on_epoch_end: Callable[[int], dict] | None = None, report: Callable[[Report], None] | None = None,
+          on_epoch_end: Callable[[int], dict] | None = None, report: Callable[[StepReport], None] | None = None,
           output_dir: Path | None = None, resume_from: Path | None = None, log=lambda *a, **k: None,
-          collate_fn: Callable[..., dict] = collate) -> TrainStats:
+          collate_fn: Callable[..., dict] = collate, schedule: AllLayers | None = None) -> TrainStats:
     """Fine-tune `model` in place; `on_epoch_end(epoch)` evaluates and returns the epoch's record.
     collate_fn makes a micro-batch as `collate` does (adapt.py's masks tokens, drawing from the
     RNGs that checkpoints save, so a resumed run draws what an uninterrupted one would).
@@ -222,19 +230,24 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
     With output_dir, a checkpoint is saved every cfg.save_steps steps, at each epoch end and
     on SIGINT/SIGTERM; resume_from continues from one exactly (same batches, same dropout).
     log(text) gets the loop's warnings as plain text (a stop heard, smaller passes after an
-    out-of-memory); how they look is the caller's business.
+    out-of-memory); how they look is the caller's business. schedule: which parameters train in
+    each epoch, and at what depth (default: all, at one rate).
     """
-    layers.set_trainable(model, cfg, epoch=None)  # before DDP and the optimizer take the parameters that train
+    import torch
+
+    schedule = schedule or AllLayers()
+    set_trainable(model, schedule, epoch=None)  # before DDP and the optimizer take the parameters that train
     runner, base = wrap_model(model, rt, cfg)
     lengths, accumulation = np.asarray(train_set["length"]), cfg.gradient_accumulation_steps
     steps_per_epoch = max(1, len(epoch_batches(lengths, cfg, rt, 0)) // accumulation)
     epochs = math.ceil(cfg.num_train_epochs)
-    state = start_state(base, cfg, rt, math.ceil(steps_per_epoch * cfg.num_train_epochs), resume_from)
+    state = start_state(base, cfg, rt, math.ceil(steps_per_epoch * cfg.num_train_epochs), resume_from,
+                        schedule.depths(base))
     pos = state.position
     with StopRequest(log) as stop:
         for epoch in range(pos.epoch, epochs):
             base.train()
-            layers.set_trainable(base, cfg, epoch)  # gradual unfreezing: one more layer each epoch
+            set_trainable(base, schedule, epoch)  # gradual unfreezing: one more layer each epoch
             batches = epoch_batches(lengths, cfg, rt, epoch)[:steps_per_epoch * accumulation]
             state.clock = time.perf_counter()
             for first in range(pos.batch, len(batches), accumulation):
@@ -273,8 +286,44 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
     return TrainStats(pos.step, pos.samples, pos.seconds, final_loss, pos.history, trained)
 
 
+class AllLayers:
+    """Which parameters train in each epoch, and each one's depth below the output, which sets its
+    learning rate under --layer-lr-decay: here every parameter, in every epoch, at one rate.
+    layers.py's LayerSchedule (--freeze-layers, --gradual-unfreezing, --layer-lr-decay) is the other."""
+
+    def check(self, config) -> None:
+        """Said on the model's configuration, before its weights load."""
+
+    def trains(self, model: torch.nn.Module, epoch: int | None) -> dict[str, bool]:
+        """Parameter name -> whether it trains in `epoch` (0-based; None: in any epoch of the run)."""
+        return {name: True for name, _ in model.named_parameters()}
+
+    def depths(self, model: torch.nn.Module) -> dict[str, int]:
+        """Parameter name -> its depth (0: the head); a name left out is at depth 0."""
+        return {}
+
+    def trained_parameters(self, model: torch.nn.Module, epochs: float) -> int:
+        """How many parameters the run's last epoch trains (none without an epoch)."""
+        if not math.ceil(epochs):
+            return 0
+        flags = self.trains(model, math.ceil(epochs) - 1)
+        return sum(p.numel() for name, p in model.named_parameters() if flags[name])
+
+
+def set_trainable(model: torch.nn.Module, schedule: AllLayers, epoch: int | None) -> None:
+    """requires_grad for every parameter, for `epoch`; None before the optimizer is made, which must
+    hold every parameter the run will train (one gradual unfreezing has not reached simply has no
+    gradient, so AdamW leaves it alone), so the optimizer's state is the same whatever epoch a run
+    resumes in."""
+    flags = schedule.trains(model, epoch)
+    for name, param in model.named_parameters():
+        param.requires_grad_(flags[name])
+
+
 def wrap_model(model: torch.nn.Module, rt: Runtime, cfg: RunConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
     """Returns (the module to call, the underlying model)."""
+    import torch
+
     model.to(rt.device)
     if rt.distributed:
         ids = [rt.device.index] if rt.device.type == "cuda" else None
@@ -295,13 +344,14 @@ def epoch_batches(lengths: np.ndarray, cfg: RunConfig, rt: Runtime, epoch: int) 
                         world_size=rt.world_size)
 
 
-def build_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: torch.nn.Module, cfg: RunConfig, depth: dict[str, int]) -> torch.optim.Optimizer:
     """AdamW over the parameters that require a gradient (--freeze-layers' stay out), in groups by depth
     below the output (--layer-lr-decay F: lr * F**depth; else one depth) and, as in the BERT recipe,
     split in two: no weight decay on biases and LayerNorm weights. The head's groups come first. The
     schedule multiplies every group's rate alike, and the groups are the same on every run, so a
     checkpoint's optimizer state fits them."""
-    depth = layers.depths(model)[0] if cfg.layer_lr_decay else {}
+    import torch
+
     groups = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
@@ -323,9 +373,12 @@ def linear_schedule(step: int, warmup_steps: int, total_steps: int) -> float:
 
 
 def start_state(model: torch.nn.Module, cfg: RunConfig, rt: Runtime, total_steps: int,
-                resume_from: Path | None) -> TrainState:
+                resume_from: Path | None, depth: dict[str, int]) -> TrainState:
     """A fresh optimizer, schedule and scaler, or the ones saved in resume_from."""
-    optimizer = build_optimizer(model, cfg)
+    import torch
+    from torch.optim.lr_scheduler import LambdaLR
+
+    optimizer = build_optimizer(model, cfg, depth)
     warmup_steps = int(cfg.warmup_ratio * total_steps)
     scheduler = LambdaLR(optimizer, partial(linear_schedule, warmup_steps=warmup_steps, total_steps=total_steps))
     scaler = torch.amp.GradScaler(rt.device.type, enabled=cfg.fp16)
@@ -353,6 +406,8 @@ def forward_backward(runner: torch.nn.Module, dataset, group: list[np.ndarray], 
     On CUDA out-of-memory the step starts over in smaller passes (--auto-batch-size), or
     stops with the flags that would fit.
     """
+    import torch
+
     while True:
         try:
             return accumulate(runner, dataset, group, state, cfg, rt, pad_id, collate_fn)
@@ -363,6 +418,8 @@ def forward_backward(runner: torch.nn.Module, dataset, group: list[np.ndarray], 
 
 def accumulate(runner: torch.nn.Module, dataset, group: list[np.ndarray], state: TrainState, cfg: RunConfig,
                rt: Runtime, pad_id: int, collate_fn: Callable[..., dict]) -> torch.Tensor:
+    import torch
+
     buckets = rt.device.type == "cuda" and cfg.cuda_graphs
     autocast = torch.autocast(rt.device.type, dtype=rt.amp_dtype) if rt.amp_dtype else nullcontext()
     total = torch.zeros((), device=rt.device)
@@ -385,6 +442,8 @@ def accumulate(runner: torch.nn.Module, dataset, group: list[np.ndarray], state:
 
 def optimizer_step(state: TrainState, model: torch.nn.Module, cfg: RunConfig) -> torch.Tensor:
     """Clip, step and schedule; returns the gradient norm before clipping (on the device)."""
+    import torch
+
     state.scaler.unscale_(state.optimizer)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
     state.scaler.step(state.optimizer)
@@ -396,6 +455,8 @@ def optimizer_step(state: TrainState, model: torch.nn.Module, cfg: RunConfig) ->
 
 def count_step(state: TrainState, loss: torch.Tensor, grad_norm: torch.Tensor, group: list, cfg: RunConfig,
                rt: Runtime) -> None:
+    import torch
+
     pos = state.position
     pos.step += 1
     if not cfg.fp16:  # under fp16 the gradient scaler skips such steps itself
@@ -425,10 +486,10 @@ def read_loss(state: TrainState, cfg: RunConfig) -> None:
     pos.running_count = 0
 
 
-def progress(state: TrainState, epoch: int, epochs: int, steps_per_epoch: int, logging_step: bool) -> Report:
+def progress(state: TrainState, epoch: int, epochs: int, steps_per_epoch: int, logging_step: bool) -> StepReport:
     pos = state.position
     elapsed = pos.seconds + time.perf_counter() - state.clock
-    return Report(epoch, epochs, pos.step - epoch * steps_per_epoch,
+    return StepReport(epoch, epochs, pos.step - epoch * steps_per_epoch,
                   min(steps_per_epoch, state.total_steps - epoch * steps_per_epoch),
                   pos.last_loss if logging_step else None, state.scheduler.get_last_lr()[0],
                   pos.samples / elapsed if elapsed else 0.0)
@@ -436,6 +497,8 @@ def progress(state: TrainState, epoch: int, epochs: int, steps_per_epoch: int, l
 
 def save_checkpoint(state: TrainState, model: torch.nn.Module, cfg: RunConfig, rt: Runtime,
                     output_dir: Path | None) -> Path | None:
+    import torch.distributed as dist
+
     check_health(state, cfg)  # never save (or later evaluate) a model that has diverged
     if output_dir is None:
         return None
@@ -479,6 +542,9 @@ class StopRequest:
         self.notice(f"{signal.Signals(signum).name}: stopping {self.when}; press Ctrl-C again to stop at once")
 
     def requested(self, rt: Runtime, sync_point: bool) -> bool:
+        import torch
+        import torch.distributed as dist
+
         if rt.distributed:
             # torchrun signals every rank, but not at the same step: agree where a sync happens anyway
             if not sync_point:
@@ -496,6 +562,8 @@ def stopped(stop: StopRequest, pos: Position, saved: Path | None) -> Interrupted
 
 
 def rng_state() -> dict:
+    import torch
+
     return {
         "python": random.getstate(),
         "numpy": _numpy_state(),
@@ -506,12 +574,16 @@ def rng_state() -> dict:
 
 def _numpy_state() -> dict:
     # np.random.get_state() holds an ndarray, which weights_only loading refuses; a tensor is allowed.
+    import torch
+
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
             "has_gauss": has_gauss, "gauss": gauss}
 
 
 def set_rng_state(state: dict) -> None:
+    import torch
+
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
     n = state["numpy"]
@@ -523,6 +595,8 @@ def set_rng_state(state: dict) -> None:
 
 def fewer_examples_per_pass(cfg: RunConfig, rt: Runtime, parts: int, step: int, log) -> int:
     """After a CUDA out-of-memory: with --auto-batch-size, split each micro-batch in two more pieces."""
+    import torch
+
     per_pass = -(-cfg.batch_size // parts)
     if rt.device.type == "cuda":
         torch.cuda.empty_cache()
@@ -546,7 +620,6 @@ def logits_of(model: torch.nn.Module, batch: dict) -> torch.Tensor:
     return model(**batch).logits
 
 
-@torch.no_grad()
 def predict(model: torch.nn.Module, dataset, cfg: RunConfig, rt: Runtime, *, pad_id: int,
             on_batch: Callable[[int, int], None] | None = None, read=logits_of) -> np.ndarray:
     """Logits (or what `read(model, batch)` returns per example) for every example of `dataset`,
@@ -557,6 +630,9 @@ def predict(model: torch.nn.Module, dataset, cfg: RunConfig, rt: Runtime, *, pad
     Under torchrun each rank scores its share and the shares are gathered by
     position, so every example is counted exactly once.
     """
+    import torch
+    import torch.distributed as dist
+
     model.eval()
     model.to(rt.device)
     autocast = torch.autocast(rt.device.type, dtype=rt.amp_dtype) if rt.amp_dtype else nullcontext()
@@ -569,7 +645,7 @@ def predict(model: torch.nn.Module, dataset, cfg: RunConfig, rt: Runtime, *, pad
     for done, indices in enumerate(batches, start=1):
         batch = collate(dataset, indices, pad_id, cfg.max_seq_length, buckets=False, multiple=pad_multiple(rt.device))
         batch.pop("labels", None)
-        with autocast:
+        with torch.no_grad(), autocast:
             output = read(model, to_device(batch, rt.device))
         positions.append(indices)
         outputs.append(output.float().cpu().numpy())

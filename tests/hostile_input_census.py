@@ -11,7 +11,7 @@ Four groups of cases (issue 9):
 readers     tests/test_hostile_input.py's strategies write hostile files for every GLUE file and
             for the own-file readers (CSV, TSV, JSONL): parsed, or one GlueRunnerError, else CRASH.
 flags       for every RunConfig field that takes a value (and the parser's --seeds), hostile values
-            go to glue_runner.cli.main in-process with run.run_all stubbed, so no model loads: each
+            go to glue_runner.cli.main in-process with its run_all stubbed, so no model loads: each
             bound in the field's metadata and the numbers beside it, 0, negatives, nan, inf, huge,
             non-numbers, empty, unicode, bytes that are not UTF-8 (as a shell passes them), paths
             that are files, folders, missing, dangling links, under a file or not writable, comma
@@ -75,7 +75,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 import fixtures  # noqa: E402
 from glue_runner import data  # noqa: E402
-from glue_runner.cli import FIELDS, RunConfig, build_parser, flag, value_type  # noqa: E402
+from glue_runner.cli import build_parser
+from glue_runner.config import FIELDS, RunConfig, flag, option_of, value_type  # noqa: E402
 from glue_runner.data import get_task  # noqa: E402
 from glue_runner.errors import GlueRunnerError  # noqa: E402
 from test_hostile_input import GLUE_FILES, USER_TASKS, hostile, jsonl, table  # noqa: E402
@@ -283,7 +284,7 @@ def changed(before: dict[str, bytes], after: dict[str, bytes], allowed=lambda re
 def value_flags() -> list[tuple[str, dataclasses.Field | None, list[str]]]:
     """(name, RunConfig field or None, its flag names) for every flag that takes a value: the
     fields that are not switches, and the parser's own options beside them (--seeds)."""
-    found = [(f.name, f, list(f.metadata["flags"] or (flag(f.name),)))
+    found = [(f.name, f, list(option_of(f).flags or (flag(f.name),)))
              for f in dataclasses.fields(RunConfig) if value_type(f) is not bool]
     for action in build_parser()._actions:
         if action.dest not in FIELDS and action.option_strings and action.nargs is None and action.const is None \
@@ -301,9 +302,9 @@ NUMBER_WORDS = ["0", "-0", "-1", "1", "nan", "-nan", "NaN", "inf", "-inf", "Infi
 
 def number_specials(f: dataclasses.Field) -> list[str]:
     """Values at and beside each of the field's bounds (those inside first), then the usual suspects."""
-    kind, meta, inside, outside = value_type(f), f.metadata, [], []
+    kind, meta, inside, outside = value_type(f), option_of(f), [], []
     for key, direction in (("minimum", 1), ("above", 1), ("below", -1)):
-        bound = meta[key]
+        bound = getattr(meta, key)
         if bound is None:
             continue
         if kind is int:
@@ -334,7 +335,7 @@ def specials(name: str, f: dataclasses.Field | None) -> list[str]:
         return number_specials(f)
     if kind is Path or name in ("model",):
         return PATH_SPECIALS
-    choices = list(f.metadata["choices"] or ()) if f else []
+    choices = list(option_of(f).choices or ()) if f else []
     if choices:
         return list(dict.fromkeys(choices + [c.upper() for c in choices] + [f" {c}" for c in choices] + ODD_TEXT))
     return LIST_SPECIALS
@@ -408,7 +409,7 @@ def flag_census(c: Census, examples: int, real_runs: int, work: Path, model: Pat
                 special_values: int | None = None) -> None:
     from unittest import mock
 
-    from glue_runner import run as run_module
+    from glue_runner import cli
 
     root = make_case_root(work / "flags")
     cache = work / "cache"
@@ -427,7 +428,7 @@ def flag_census(c: Census, examples: int, real_runs: int, work: Path, model: Pat
         cwd = os.getcwd()
         os.chdir(root)
         try:
-            with mock.patch.object(run_module, "run_all", stub):
+            with mock.patch.object(cli, "run_all", stub):
                 code, output = call_main([*bases[context], "--cache-dir", str(cache), *argv_tail])
         finally:
             os.chdir(cwd)
@@ -571,7 +572,8 @@ def folder_scenarios(model_copy, checkpoint, hold) -> list[Scenario]:
 def folder_census(c: Census, work: Path, model: Path, glue: Path, quick: bool = False) -> None:
     """quick: only the scenarios that end before a model loads (an error, "in use", "already done")."""
     from glue_runner import results as results_module
-    from glue_runner.cli import configs_from_args
+    from glue_runner import tables as tables_module
+    from glue_runner.session import configs_from_args
 
     base = work / "folders-base"
     shutil.copytree(model, base / "a" / "model")
@@ -626,7 +628,7 @@ def folder_census(c: Census, work: Path, model: Path, glue: Path, quick: bool = 
         if scenario.setup:
             scenario.setup(folder)
         if (folder / "results").is_dir() and not (folder / "results").is_symlink():
-            results_module.update_tables(folder / "results")  # the tables as they stand after the setup
+            tables_module.update_tables(folder / "results")  # the tables as they stand after the setup
         before, rows_before = snapshot(folder), table_rows(folder)
         os.chdir(folder)
         try:

@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from glue_runner import adapt, results, run, train
-from glue_runner.cli import RunConfig
+from glue_runner import adapt, cli, results, run, train
+from glue_runner.config import RunConfig
 from test_checkpoint import crash_after  # the process 'dies' right after its n-th checkpoint
 
 # 6 steps of 8 texts per adaptation epoch; a learning rate high enough that the loss moves in seconds
@@ -35,9 +35,9 @@ def loads(monkeypatch):
         seen.append(("mlm", cfg.model))
         return real_mlm(cfg, say)
 
-    def load_model(task, cfg, say):
+    def load_model(task, cfg, say, check):
         seen.append(("classifier", cfg.model))
-        return real_classifier(task, cfg, say)
+        return real_classifier(task, cfg, say, check)
 
     monkeypatch.setattr(adapt, "load_masked_lm", load_masked_lm)
     monkeypatch.setattr(run, "load_model", load_model)
@@ -195,7 +195,7 @@ def test_a_texts_file_adapts_a_single_sentence_task(run_cli, tmp_path, glue_dir)
 def test_every_glue_task_gives_its_training_texts_as_fine_tuning_reads_them(tiny_bert, glue_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    from glue_runner.data import glue_tasks
+    from glue_runner.tasks import glue_tasks
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     for task in [t for t in glue_tasks() if t.train_split]:
@@ -255,7 +255,7 @@ def test_bad_adaptation_input_is_one_line_before_anything_loads(run_cli, tmp_pat
 
 def test_ax_is_adapted_through_its_mnli_run(run_cli, monkeypatch):
     planned = []
-    monkeypatch.setattr(run, "run_all", lambda configs, console, grid: planned.extend(configs) or [])
+    monkeypatch.setattr(cli, "run_all", lambda configs, console, grid: planned.extend(configs) or [])
     assert run_cli("--task", "mnli,ax", "--adapt-lm", "task") == 0  # the MNLI run adapts; AX uses its model
     assert [(c.task, c.adapt_lm) for c in planned] == [("mnli", "task"), ("ax", "task")]
 

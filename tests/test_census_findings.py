@@ -4,6 +4,8 @@ GLUE folder (tests/conftest.py)."""
 
 import pytest
 
+import transformers
+
 from glue_runner import run
 
 FAST = ["--num-train-epochs", "1", "--batch-size", "8", "--learning-rate", "1e-3", "--max-train-samples", "16"]
@@ -32,7 +34,7 @@ def glue_run(tmp_path, tiny_bert, glue_dir, monkeypatch):
 
 @pytest.fixture
 def no_model(monkeypatch):
-    monkeypatch.setattr(run.AutoModelForSequenceClassification, "from_pretrained",
+    monkeypatch.setattr(transformers.AutoModelForSequenceClassification, "from_pretrained",
                         lambda *a, **k: pytest.fail("the model's weights were loaded"))
 
 

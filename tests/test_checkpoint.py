@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from glue_runner import results, train
-from glue_runner.cli import RunConfig
+from glue_runner.config import RunConfig
 from glue_runner.errors import GlueRunnerError
 
 # 12 steps of 4 examples per epoch, 3 epochs; a learning rate high enough that the weights move.

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fixtures import ROWS
 
-from glue_runner.data import glue_tasks
+from glue_runner.tasks import glue_tasks
 
 GLUE_ORDER = [t.name for t in glue_tasks()]
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from glue_runner import compare, leaderboard, metrics, results
+from glue_runner import compare, leaderboard, metrics, results, stats
+from glue_runner.files import delimited_text
 from glue_runner.cli import main
-from glue_runner.data import get_task
+from glue_runner.tasks import get_task
 
 
 def random_pairs(count, low=2, high=8, seed=0):
@@ -27,9 +28,9 @@ def random_pairs(count, low=2, high=8, seed=0):
 def test_welch_interval_matches_scipy():
     for a, b in random_pairs(20):
         expected = scipy.stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
-        assert compare.welch_interval(a, b) == pytest.approx((expected.low, expected.high), rel=1e-9)
-    assert compare.welch_interval([80.0], [81.0, 82.0]) is None  # one seed: no spread
-    assert compare.welch_interval([80.0, 80.0], [81.0, 81.0]) is None  # no spread on either side
+        assert stats.welch_interval(a, b) == pytest.approx((expected.low, expected.high), rel=1e-9)
+    assert stats.welch_interval([80.0], [81.0, 82.0]) is None  # one seed: no spread
+    assert stats.welch_interval([80.0, 80.0], [81.0, 81.0]) is None  # no spread on either side
 
 
 def scipy_permutation_p(a, b, n_resamples):
@@ -41,7 +42,7 @@ def scipy_permutation_p(a, b, n_resamples):
 def test_permutation_test_matches_scipy_exactly_on_few_seeds():
     for a, b in random_pairs(20):
         assert math.comb(len(a) + len(b), len(a)) <= 10_000  # every relabelling, in both
-        assert compare.permutation_test(a, b) == pytest.approx(scipy_permutation_p(a, b, 10_000), abs=1e-12)
+        assert stats.permutation_test(a, b) == pytest.approx(scipy_permutation_p(a, b, 10_000), abs=1e-12)
 
 
 def test_permutation_test_draws_relabellings_when_there_are_too_many():
@@ -49,17 +50,17 @@ def test_permutation_test_draws_relabellings_when_there_are_too_many():
     # 4 standard errors of the draws (2 sqrt(p (1 - p) / 10,000) <= 0.01), and so is ours made exact.
     for a, b in random_pairs(3, low=9, high=10, seed=1):
         exact = scipy_permutation_p(a, b, 100_000)
-        assert compare.permutation_test(a, b, max_relabellings=100_000) == pytest.approx(exact, abs=1e-12)
-        assert compare.permutation_test(a, b) == pytest.approx(exact, abs=0.04)
-        assert compare.permutation_test(a, b) > 0  # the observed labelling counts: never 0
+        assert stats.permutation_test(a, b, max_relabellings=100_000) == pytest.approx(exact, abs=1e-12)
+        assert stats.permutation_test(a, b) == pytest.approx(exact, abs=0.04)
+        assert stats.permutation_test(a, b) > 0  # the observed labelling counts: never 0
 
 
 def test_three_seeds_against_three_fully_separated_give_p_one_tenth():
     # 20 relabellings; only the observed one and its mirror are as extreme: p = 2/20
-    assert compare.permutation_test([80.0, 81.0, 82.0], [90.0, 91.0, 92.0]) == pytest.approx(0.1)
-    assert compare.min_p_value(3, 3) == pytest.approx(0.1)
-    assert compare.min_p_value(4, 4) == pytest.approx(2 / 70)
-    assert compare.MIN_SEEDS == 4
+    assert stats.permutation_test([80.0, 81.0, 82.0], [90.0, 91.0, 92.0]) == pytest.approx(0.1)
+    assert stats.min_p_value(3, 3) == pytest.approx(0.1)
+    assert stats.min_p_value(4, 4) == pytest.approx(2 / 70)
+    assert stats.MIN_SEEDS == 4
 
 
 def test_aso_matches_deepsig():
@@ -72,12 +73,12 @@ def test_aso_matches_deepsig():
         # deepsig's first argument is the model suspected better: our B. Its bootstrap (300
         # iterations, to keep the test quick) and ours differ by about 0.01; a wrong formula
         # (the bound's sign, its z, its scale) moves eps_min by 0.2 or more.
-        ours = compare.aso(a, b, iterations=20_000)
+        ours = stats.aso(a, b, iterations=20_000)
         theirs = deepsig.aso(b, a, num_bootstrap_iterations=300, seed=1, show_progress=False)
         assert 0 < ours < 1 and 0 < theirs < 1  # not clipped: the comparison says something
         assert ours == pytest.approx(theirs, abs=0.05)
     for a, b in random_pairs(40, low=3, high=10):
-        ours, theirs = compare.violation_ratio(np.array(a), np.array(b)), compute_violation_ratio(b, a, dt=0.005)
+        ours, theirs = stats.violation_ratio(np.array(a), np.array(b)), compute_violation_ratio(b, a, dt=0.005)
         if min(b) >= min(a):  # nothing violated at the grid's first point, which deepsig leaves out
             assert ours == pytest.approx(theirs, rel=1e-9)
         else:
@@ -86,44 +87,44 @@ def test_aso_matches_deepsig():
 
 def test_aso_tells_clearly_different_distributions_apart():
     a, b = [80.0, 80.5, 81.0, 81.5], [85.0, 85.5, 86.0]
-    assert compare.aso(a, b) == 0.0  # B larger at every quantile
-    assert compare.aso(b, a) == 1.0
-    assert compare.aso(a, a) >= 0.5  # the same distribution: no order claimed
-    assert compare.violation_ratio(np.array(a), np.array(a)) == 0.5
+    assert stats.aso(a, b) == 0.0  # B larger at every quantile
+    assert stats.aso(b, a) == 1.0
+    assert stats.aso(a, a) >= 0.5  # the same distribution: no order claimed
+    assert stats.violation_ratio(np.array(a), np.array(a)) == 0.5
 
 
 # ---- the verdict ---------------------------------------------------------------------
 
 def test_verdict_rules():
     low, high = [80.0, 80.5, 81.0, 81.5, 82.0], [85.0, 85.5, 86.0, 86.5, 87.0]
-    assert compare.seed_test(low, high).verdict == "B better"  # p = 2/252, interval above 0
-    assert compare.seed_test(high, low).verdict == "A better"
+    assert stats.seed_test(low, high).verdict == "B better"  # p = 2/252, interval above 0
+    assert stats.seed_test(high, low).verdict == "A better"
     # 3 seeds a side never reach a permutation p < 0.05 (0.1 at best), but fully separated scores
     # with Welch's interval above 0 are a clear order for ASO: eps_min 0
-    three = compare.seed_test(low[:3], high[:3])
+    three = stats.seed_test(low[:3], high[:3])
     assert three.p_value == pytest.approx(0.1) and three.eps_min == 0.0 and three.verdict == "B better"
-    assert compare.seed_test(high[:3], low[:3]).verdict == "A better"
+    assert stats.seed_test(high[:3], low[:3]).verdict == "A better"
     # ... but ASO alone is not enough: here it sees an order, and Welch's interval still holds 0
-    overlap = compare.seed_test([80.0, 81.0, 82.0], [81.8, 83.0, 83.5])
-    assert overlap.interval[0] < 0 < overlap.interval[1] and overlap.eps_min < compare.ASO_THRESHOLD
+    overlap = stats.seed_test([80.0, 81.0, 82.0], [81.8, 83.0, 83.5])
+    assert overlap.interval[0] < 0 < overlap.interval[1] and overlap.eps_min < stats.ASO_THRESHOLD
     assert overlap.verdict == "needs more seeds (~5 per side)"
     # difference 1, pooled sd 2: n = 2 ((1.96 + 0.84) * 2 / 1)^2 = 62.8
-    assert compare.seed_test([0.0, 2.0, 4.0], [1.0, 3.0, 5.0]).verdict == "needs more seeds (~63 per side)"
-    assert compare.seed_test([80.0], [81.0]).verdict == "needs more seeds (at least 3 per side)"
-    assert compare.seed_test(low, low).verdict == "no difference shown"
+    assert stats.seed_test([0.0, 2.0, 4.0], [1.0, 3.0, 5.0]).verdict == "needs more seeds (~63 per side)"
+    assert stats.seed_test([80.0], [81.0]).verdict == "needs more seeds (at least 3 per side)"
+    assert stats.seed_test(low, low).verdict == "no difference shown"
     # 3.0 > 2.9 spoils the separation that the permutation test needs (p = 4/70), not ASO's order
-    test = compare.seed_test([0.0, 1.0, 2.0, 3.0], [2.9, 3.9, 4.9, 5.9])
-    assert test.p_value == pytest.approx(4 / 70) and test.interval[0] > 0 and test.eps_min < compare.ASO_THRESHOLD
+    test = stats.seed_test([0.0, 1.0, 2.0, 3.0], [2.9, 3.9, 4.9, 5.9])
+    assert test.p_value == pytest.approx(4 / 70) and test.interval[0] > 0 and test.eps_min < stats.ASO_THRESHOLD
     assert test.verdict == "B better"
 
 
 def test_aso_needs_three_seeds_a_side():
-    assert compare.seed_test([80.0, 81.0], [85.0, 86.0, 87.0]).eps_min is None
-    assert compare.seed_test([80.0, 81.0, 82.0], [85.0, 86.0, 87.0]).eps_min == 0.0
+    assert stats.seed_test([80.0, 81.0], [85.0, 86.0, 87.0]).eps_min is None
+    assert stats.seed_test([80.0, 81.0, 82.0], [85.0, 86.0, 87.0]).eps_min == 0.0
 
 
 def test_aso_speaks_for_the_side_ahead():
-    behind = compare.seed_test([85.0, 86.0, 87.0], [80.0, 81.0, 82.0])
+    behind = stats.seed_test([85.0, 86.0, 87.0], [80.0, 81.0, 82.0])
     assert behind.ahead == "A>B" and behind.eps_min == 0.0  # aso(B, A): A larger at every quantile
 
 
@@ -132,17 +133,17 @@ def test_the_verdicts_rarely_claim_a_difference_that_is_not_there():
     # requiring the permutation test or ASO to agree can only make that rarer, on 3 seeds too.
     rng = np.random.default_rng(0)
     for n in (3, 4):
-        draws = [compare.seed_test(list(rng.normal(80, 2, n)), list(rng.normal(80, 2, n))) for _ in range(400)]
+        draws = [stats.seed_test(list(rng.normal(80, 2, n)), list(rng.normal(80, 2, n))) for _ in range(400)]
         assert sum(d.verdict.endswith("better") for d in draws) / len(draws) <= 0.06
 
 
 # ---- the paired bootstrap --------------------------------------------------------------
 
 def test_batched_metrics_match_metrics_py():
-    from glue_runner.data import glue_tasks
+    from glue_runner.tasks import glue_tasks
 
     glue_metrics = {m for task in glue_tasks() for m in task.metrics}
-    assert compare.BATCHED_METRICS.keys() == glue_metrics  # a new GLUE metric needs its batched form
+    assert stats.BATCHED_METRICS.keys() == glue_metrics  # a new GLUE metric needs its batched form
     rng = np.random.default_rng(0)
     n = 40
     rows = np.vstack([rng.integers(0, n, size=(6, n)), np.zeros((1, n), dtype=int)])  # the last: constant
@@ -153,7 +154,7 @@ def test_batched_metrics_match_metrics_py():
             else:
                 labels, predictions = rng.uniform(0, 5, n).round(1), rng.uniform(0, 5, n)
             expected = [metrics.METRICS[kind][name](predictions[r], labels[r]) for r in rows]
-            got = compare.BATCHED_METRICS[name](predictions[rows], labels[rows])
+            got = stats.BATCHED_METRICS[name](predictions[rows], labels[rows])
             np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=name)
 
 
@@ -161,9 +162,9 @@ def test_paired_bootstrap_b_right_wherever_a_is_wrong():
     labels = np.array([0, 1] * 50)
     a = labels.copy()
     a[:20] = 1 - a[:20]  # A gets 20 examples wrong, B none
-    scores_a, scores_b = compare.paired_bootstrap(labels, a, labels, ("accuracy",))
-    assert len(scores_a) == compare.RESAMPLES + 1
-    pair = compare.pair_result(1, scores_a, scores_b)
+    scores_a, scores_b = stats.paired_bootstrap(labels, a, labels, ("accuracy",))
+    assert len(scores_a) == stats.RESAMPLES + 1
+    pair = stats.pair_result(1, scores_a, scores_b)
     assert pair.difference == pytest.approx(20.0)
     assert pair.p_b == 0 and pair.p_a == 1  # B is ahead on every resample
     assert pair.interval[0] > 0
@@ -172,9 +173,9 @@ def test_paired_bootstrap_b_right_wherever_a_is_wrong():
 def test_paired_bootstrap_of_identical_predictions_is_exactly_zero():
     rng = np.random.default_rng(0)
     labels, predictions = rng.uniform(0, 5, 60), rng.uniform(0, 5, 60)
-    scores_a, scores_b = compare.paired_bootstrap(labels, predictions, predictions.copy(), ("pearson", "spearmanr"))
+    scores_a, scores_b = stats.paired_bootstrap(labels, predictions, predictions.copy(), ("pearson", "spearmanr"))
     assert np.array_equal(scores_a, scores_b)
-    pair = compare.pair_result(1, scores_a, scores_b)
+    pair = stats.pair_result(1, scores_a, scores_b)
     assert pair.difference == 0 and pair.interval == (0.0, 0.0) and pair.p_b == 1
 
 
@@ -195,8 +196,8 @@ def add_run(results_dir, model, task_name, seed, splits, date=DATE, reverse=Fals
         for m in task.metrics:
             scores[m + task.splits[split].metric_suffix] = metrics.METRICS[kind][m](p, y)
         rows = [[i, pred, label] for i, (pred, label) in enumerate(zip(predictions, labels))]
-        files[f"predictions_{split}.tsv"] = results.delimited_text(["index", "prediction", "label"],
-                                                                    rows[::-1] if reverse else rows)
+        files[f"predictions_{split}.tsv"] = delimited_text(["index", "prediction", "label"],
+                                                              rows[::-1] if reverse else rows)
     results.write_run(results_dir / "runs" / model / f"{task_name}-seed{seed}-{date[:10]}",
                       {"task": task_name, "model_name": model, "seed": seed, "date": date, "metrics": scores}, files)
 
@@ -322,9 +323,9 @@ def test_the_charts_glue_score_is_over_the_tasks_both_sides_ran(results_dir):
 
 
 def test_constant_scores_on_both_sides_still_get_a_verdict():
-    test = compare.seed_test([70.0] * 5, [71.0] * 5)
+    test = stats.seed_test([70.0] * 5, [71.0] * 5)
     assert test.interval is None and test.p_value < 0.05 and test.verdict == "B better"
-    assert compare.seed_test([70.0] * 2, [71.0] * 2).verdict.startswith("needs more seeds")
+    assert stats.seed_test([70.0] * 2, [71.0] * 2).verdict.startswith("needs more seeds")
 
 
 def test_runs_scored_on_other_dev_sets_are_not_compared(tmp_path):

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from glue_runner import data
-from glue_runner.cli import RunConfig
+from glue_runner.config import RunConfig
 from glue_runner.errors import GlueRunnerError
-from glue_runner.data import get_task, glue_tasks
+from glue_runner.tasks import get_task, glue_tasks
 
 GLUE_ORDER = [t.name for t in glue_tasks()]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from glue_runner import data
-from glue_runner.cli import RunConfig
-from glue_runner.data import get_task
+from glue_runner.config import RunConfig
+from glue_runner.tasks import get_task
 
 REAL_ROWS = {"cola": (8551, 1043), "sst2": (67349, 872), "mrpc": (3668, 408), "stsb": (5749, 1500)}
 

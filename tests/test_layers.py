@@ -14,10 +14,10 @@ from test_checkpoint import ARGS, assert_same, crash_after, outcome
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from glue_runner import data, layers, results
-from glue_runner.cli import RunConfig, check_bounds
-from glue_runner.data import get_task
+from glue_runner.config import RunConfig, check_bounds
+from glue_runner.tasks import get_task
 from glue_runner.errors import GlueRunnerError
-from glue_runner.train import Runtime, start_state, train
+from glue_runner.train import Runtime, set_trainable, start_state, train
 
 CPU = Runtime(torch.device("cpu"))
 DEPTH = {"classifier": 0, "bert.pooler": 0, "bert.encoder.layer.1.": 1, "bert.encoder.layer.0.": 2,
@@ -53,7 +53,8 @@ def weights_per_epoch(model, train_set, cfg: RunConfig) -> list[dict[str, torch.
         return {name: p.detach().clone() for name, p in model.named_parameters()}
 
     seen = [snapshot()]
-    train(model, train_set, cfg, CPU, pad_id=0, on_epoch_end=lambda epoch: seen.append(snapshot()) or {})
+    train(model, train_set, cfg, CPU, pad_id=0, on_epoch_end=lambda epoch: seen.append(snapshot()) or {},
+          schedule=layers.LayerSchedule(cfg))
     return seen
 
 
@@ -113,7 +114,8 @@ def test_an_architecture_without_a_layer_list_is_refused():
 def test_each_groups_learning_rate_after_warm_up(tiny_bert):
     model = tiny_model(tiny_bert)
     cfg = config(layer_lr_decay=0.5, weight_decay=0.01, warmup_ratio=0.2)
-    state = start_state(model, cfg, CPU, total_steps=10, resume_from=None)  # 2 warm-up steps
+    state = start_state(model, cfg, CPU, total_steps=10, resume_from=None,
+                        depth=layers.LayerSchedule(cfg).depths(model))  # 2 warm-up steps
     for _ in range(4):
         state.optimizer.step()  # no gradients: changes nothing
         state.scheduler.step()
@@ -144,14 +146,16 @@ def test_frozen_layers_never_change_and_the_others_do(tiny_bert, mrpc_train):
     assert frozen == {name for name in before if depth_of(name) >= 2}  # layer 0 and the embeddings
     changed = {name for name in before if not torch.equal(before[name], after[name])}
     assert changed == set(before) - frozen
-    assert layers.trained_parameters(model, cfg) == sum(model.get_parameter(n).numel() for n in changed)
+    assert layers.LayerSchedule(cfg).trained_parameters(model, 1) == sum(model.get_parameter(n).numel() for n in changed)
 
 
 def test_frozen_parameters_stay_out_of_the_optimizer(tiny_bert):
     model = tiny_model(tiny_bert)
     cfg = config(freeze_layers=1, gradual_unfreezing=True)
-    layers.set_trainable(model, cfg, epoch=None)
-    held = {id(p) for g in start_state(model, cfg, CPU, 10, None).optimizer.param_groups for p in g["params"]}
+    schedule = layers.LayerSchedule(cfg)
+    set_trainable(model, schedule, epoch=None)
+    held = {id(p) for g in start_state(model, cfg, CPU, 10, None, schedule.depths(model)).optimizer.param_groups
+            for p in g["params"]}
     # the head and layer 1, although gradual unfreezing trains layer 1 only from the second epoch
     assert held == {id(p) for n, p in model.named_parameters() if depth_of(n) <= 1}
 
@@ -171,11 +175,15 @@ def test_gradual_unfreezing_keeps_frozen_layers_frozen(tiny_bert, mrpc_train):
 
 def test_parameters_trained_counts_the_last_epoch_a_fractional_one_too(tiny_bert):
     model = tiny_model(tiny_bert)
+
+    def count(cfg):
+        return layers.LayerSchedule(cfg).trained_parameters(model, cfg.num_train_epochs)
+
     size = {d: sum(p.numel() for n, p in model.named_parameters() if depth_of(n) == d) for d in range(4)}
-    assert layers.trained_parameters(model, config(num_train_epochs=3)) == sum(size.values())
-    assert layers.trained_parameters(model, config(num_train_epochs=0)) == 0
+    assert count(config(num_train_epochs=3)) == sum(size.values())
+    assert count(config(num_train_epochs=0)) == 0
     for epochs, trained in [(1, size[0]), (2.5, size[0] + size[1] + size[2]), (9, sum(size.values()))]:
-        assert layers.trained_parameters(model, config(gradual_unfreezing=True, num_train_epochs=epochs)) == trained
+        assert count(config(gradual_unfreezing=True, num_train_epochs=epochs)) == trained
 
 
 def test_a_run_records_and_says_how_many_parameters_it_trained(run_cli, tiny_bert, capsys):

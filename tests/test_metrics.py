@@ -22,7 +22,7 @@ from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, matthew
                              precision_recall_fscore_support)
 
 from glue_runner import metrics
-from glue_runner.data import get_task
+from glue_runner.tasks import get_task
 from glue_runner.metrics import (THRESHOLDS, choose_threshold, compute_metrics, confusion, confusion_figure,
                                  per_label_scores)
 

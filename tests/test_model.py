@@ -3,10 +3,10 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from glue_runner.cli import RunConfig
+from glue_runner.config import RunConfig
 from glue_runner.errors import GlueRunnerError
-from glue_runner.run import load_model
-from glue_runner.data import get_task
+from glue_runner.model import load_model
+from glue_runner.tasks import get_task
 
 
 def save_classifier(base, folder, id2label):

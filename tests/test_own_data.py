@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from glue_runner import data
-from glue_runner.cli import RunConfig
+from glue_runner.config import RunConfig
 from glue_runner.errors import GlueRunnerError
 
 FAST = ["--num-train-epochs", "1", "--batch-size", "8", "--learning-rate", "1e-3"]

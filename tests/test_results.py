@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from glue_runner import results
+from glue_runner import files, results, tables
 from glue_runner.errors import GlueRunnerError
 
 
@@ -27,7 +27,7 @@ def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path):
     target.write_text("old")
 
     with pytest.raises(TypeError):
-        results.write_atomic(target, 42)  # fails mid-write
+        files.write_atomic(target, 42)  # fails mid-write
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left behind
 
@@ -48,7 +48,7 @@ def test_tables_are_regenerated_from_every_run_and_name_the_unreadable_ones(tmp_
     results.write_run(tmp_path / "runs" / "b", record("mrpc", "m2", 2, f1=0.9, accuracy=0.8, combined_score=0.85), {})
     (tmp_path / "runs" / "broken").mkdir()
     (tmp_path / "runs" / "broken" / "metrics.json").write_text("{half")  # cut short: kept, named, never dropped
-    unreadable = results.update_tables(tmp_path)
+    unreadable = tables.update_tables(tmp_path)
     assert [u.path for u in unreadable] == [tmp_path / "runs" / "broken" / "metrics.json"]
     rows = list(csv.DictReader(open(tmp_path / "runs.csv")))
     assert [(r["task"], r["model"], r["matthews_correlation"], r["f1"]) for r in rows[:2]] == [
@@ -73,14 +73,14 @@ def test_write_run_renames_predictions_before_metrics(tmp_path, monkeypatch):
 def test_a_full_disk_leaves_no_predictions_without_metrics(tmp_path, monkeypatch):
     """The old result stays whole, and no new file appears: never predictions without their metrics.json."""
     results.write_run(tmp_path, record("cola", "m", 1, matthews_correlation=0.5), {"predictions_validation.tsv": "old"})
-    real = results._staged
+    real = files.stage
 
     def staged(path, text):
         if path.name == "metrics.json":
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, text)
 
-    monkeypatch.setattr(results, "_staged", staged)
+    monkeypatch.setattr(results, "stage", staged)
     with pytest.raises(GlueRunnerError, match="could not write the results of .*No space left on device.*None of them "
                                               "was written. Free some space, then run the same command again"):
         results.write_run(tmp_path, record("cola", "m", 2, matthews_correlation=0.9),

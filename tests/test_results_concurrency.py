@@ -15,24 +15,24 @@ import subprocess
 import sys
 import threading
 
-from glue_runner import results
+from glue_runner import files, results, tables
 
 WRITER = """
 import random, sys, time
 from pathlib import Path
-from glue_runner import results
+from glue_runner import files, results, tables
 
 results_dir, i = Path(sys.argv[1]), int(sys.argv[2])
 rng = random.Random(i)
 record = {"task": "sst2", "model_name": f"model{i}", "seed": i, "date": f"2026-01-01T00:00:{i:02d}+00:00",
           "metrics": {"accuracy": i / 100}, "train": {"samples": i, "samples_per_second": 1.0, "seconds": 1.0}}
-big = results.delimited_text(["index", "prediction"], [[n, "positive" * rng.randint(1, 9)] for n in range(150_000)])
+big = files.delimited_text(["index", "prediction"], [[n, "positive" * rng.randint(1, 9)] for n in range(150_000)])
 time.sleep(rng.uniform(0, 0.3))
 print("writing", flush=True)
 results.write_run(results_dir / "runs" / f"model{i}" / "sst2", record, {"predictions_validation.tsv": big})
 time.sleep(rng.uniform(0, 0.3))
 print("updating", flush=True)
-results.update_tables(results_dir)
+tables.update_tables(results_dir)
 """
 
 WRITERS = 12
@@ -82,7 +82,7 @@ def test_many_writers_some_killed_leave_valid_tables(tmp_path):
     # killed between its metrics.json and the table update appears at the next update.
     assert survivors <= csv_models <= finished()
     assert csv_models == md_models
-    results.update_tables(tmp_path)
+    tables.update_tables(tmp_path)
     assert table() == (finished(), finished())
     assert list(tmp_path.glob(".runs.*.tmp")) == []  # the next update clears what killed updates left
     assert 0 < len(survivors) < WRITERS  # the test did kill some, and some finished
@@ -92,5 +92,5 @@ def test_many_writers_some_killed_leave_valid_tables(tmp_path):
 
 
 def test_results_are_readable_like_any_other_file(tmp_path):
-    results.write_atomic(tmp_path / "runs.csv", "a,b\n")
-    assert (tmp_path / "runs.csv").stat().st_mode & 0o777 == 0o666 & ~results.UMASK
+    files.write_atomic(tmp_path / "runs.csv", "a,b\n")
+    assert (tmp_path / "runs.csv").stat().st_mode & 0o777 == 0o666 & ~files.UMASK

@@ -5,8 +5,9 @@ import weakref
 
 import pytest
 
-from glue_runner import run
-from glue_runner.cli import RunConfig, build_parser, check_bounds, FIELDS
+from glue_runner import run, session
+from glue_runner.cli import build_parser
+from glue_runner.config import FIELDS, RunConfig, check_bounds, option_of
 from glue_runner.errors import GlueRunnerError
 
 FAST = ["--num-train-epochs", "1", "--batch-size", "8", "--learning-rate", "1e-3"]
@@ -18,10 +19,10 @@ def loaded_models(monkeypatch):
     loaded, alive_at_load = [], []
     real = run.load_model
 
-    def load_model(task, cfg, say):
+    def load_model(task, cfg, say, check):
         gc.collect()
         alive_at_load.append([name for name, ref in loaded if ref() is not None])
-        model = real(task, cfg, say)
+        model = real(task, cfg, say, check)
         loaded.append((task.name, weakref.ref(model.model)))
         return model
 
@@ -30,7 +31,7 @@ def loaded_models(monkeypatch):
 
 
 def test_a_sweep_runs_in_glue_order_with_ax_right_after_mnli():
-    from glue_runner.cli import configs_from_args
+    from glue_runner.session import configs_from_args
 
     args = build_parser().parse_args(["--task", "all", "--model", "m", "--seeds", "1,2"])
     assert [(c.task, c.seed) for c in configs_from_args(args)][10:16] == [
@@ -51,12 +52,12 @@ def test_the_mnli_model_is_kept_only_until_ax_has_run(run_cli, loaded_models, mo
     used_for_ax = []
     real_run = run.run
 
-    def spy(cfg, console, model=None):
+    def spy(cfg, console, extras, model=None):
         if cfg.task == "ax":
             used_for_ax.append(model.model is loaded[-1][1]())  # the MNLI model just trained, not a new one
-        return real_run(cfg, console, model)
+        return real_run(cfg, console, extras, model)
 
-    monkeypatch.setattr(run, "run", spy)
+    monkeypatch.setattr(session, "run", spy)
     assert run_cli("--task", "mnli,ax,rte", *FAST, "--max-train-samples", "8") == 0
     assert [name for name, _ in loaded] == ["mnli", "rte"] and used_for_ax == [True]
     assert alive_at_load == [[], []]  # AX ran right after MNLI: its model is gone before RTE's loads
@@ -67,7 +68,7 @@ def test_every_setting_is_a_flag_with_help_derived_from_run_config():
     dests = {a.dest: a for a in parser._actions}
     for name, f in FIELDS.items():
         assert name in dests, f"RunConfig.{name} has no flag"
-        assert dests[name].help.startswith(f.metadata["help"]) and f.metadata["help"]
+        assert dests[name].help.startswith(option_of(f).help) and option_of(f).help
     args = parser.parse_args(["--task", "cola", "--model", "m", "--no-cuda-graphs", "--no-resume",
                               "--text-columns", "a, b", "--per-device-train-batch-size", "4"])
     assert (args.cuda_graphs, args.resume, args.text_columns, args.batch_size) == (False, False, ("a", "b"), 4)
@@ -84,7 +85,7 @@ def test_resume_compares_exactly_the_settings_that_change_the_result():
     compared = set(cfg.identity())
     assert {"learning_rate", "seed", "model", "max_seq_length", "train_file", "fp16"} <= compared
     assert not compared & {"output_dir", "results_dir", "logging_steps", "save_steps", "device", "resume"}
-    assert compared == {n for n, f in FIELDS.items() if f.metadata["changes_result"]}
+    assert compared == {n for n, f in FIELDS.items() if option_of(f).changes_result}
 
 
 def test_the_recipe_fills_only_unset_settings():

@@ -4,6 +4,7 @@ than tensors are refused, names cannot write outside the results folder, task fi
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
-from glue_runner import data, results
-from glue_runner.cli import RunConfig
+from glue_runner import data, results, tasks
+from glue_runner.config import RunConfig
 from glue_runner.errors import GlueRunnerError
-from glue_runner.run import load_model
+from glue_runner.model import load_model
 
 
 class RunsCode:
@@ -41,19 +42,17 @@ def test_custom_model_code_needs_the_flag(tiny_bert, tmp_path):
 
 
 def test_trust_remote_code_is_off_unless_asked(run_cli, monkeypatch):
-    import transformers
-
-    from glue_runner import run
-
     seen = []
+    library = sys.modules["transformers"]  # the module as glue-run imports it now
+    real = library.AutoConfig
 
     class Spy:
         @staticmethod
         def from_pretrained(*args, **kwargs):
             seen.append(kwargs["trust_remote_code"])
-            return transformers.AutoConfig.from_pretrained(*args, **kwargs)
+            return real.from_pretrained(*args, **kwargs)
 
-    monkeypatch.setattr(run, "AutoConfig", Spy)
+    monkeypatch.setattr(library, "AutoConfig", Spy)
     assert run_cli("--task", "rte", "--num-train-epochs", "1") == 0
     assert run_cli("--task", "rte", "--num-train-epochs", "1", "--trust-remote-code", "--output-dir", "b") == 0
     assert seen == [False, True]
@@ -106,5 +105,5 @@ def test_task_files_are_data_not_code(tmp_path):
     marker = tmp_path / "code-ran"
     evil = f"name: !!python/object/apply:os.system ['touch {marker}']\n"
     with pytest.raises(GlueRunnerError, match="evil.yaml is not plain YAML data .*python/object/apply:os.system"):
-        data._parse(evil, "evil.yaml")
+        tasks._parse(evil, "evil.yaml")
     assert not marker.exists()

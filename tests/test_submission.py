@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from glue_runner import submission
-from glue_runner.data import get_task
+from glue_runner.tasks import get_task
 
 FILES = ["CoLA.tsv", "SST-2.tsv", "MRPC.tsv", "STS-B.tsv", "QQP.tsv", "MNLI-m.tsv", "MNLI-mm.tsv",
          "QNLI.tsv", "RTE.tsv", "WNLI.tsv", "AX.tsv"]

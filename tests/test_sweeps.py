@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from glue_runner import leaderboard, submission, sweeps
-from glue_runner.cli import build_parser, configs_from_args
-from glue_runner.data import get_task
+from glue_runner.cli import build_parser
+from glue_runner.session import configs_from_args
+from glue_runner.tasks import get_task
 
 FAST = ["--num-train-epochs", "1", "--batch-size", "8", "--max-train-samples", "16"]
 # STS-B's correlations tell the points apart; RTE ties (the tiny model predicts one class), the first point wins

@@ -3,7 +3,7 @@
 import pytest
 
 from glue_runner import data, leaderboard, submission
-from glue_runner.data import get_task, glue_tasks, registry
+from glue_runner.tasks import get_task, glue_tasks, registry
 from glue_runner.errors import GlueRunnerError
 
 # The GLUE leaderboard's order (gluebenchmark.com), which is also the order of --task all.
@@ -111,7 +111,7 @@ def test_a_duplicate_task_name_is_an_error_naming_both_files(task_folder):
 
 
 def test_an_unknown_metric_is_an_error_naming_the_file_before_any_run(task_folder):
-    from glue_runner.run import check_metrics
+    from glue_runner.tasks import check_metrics
 
     write_tasks(task_folder, {"mine.yaml": TASK.format(name="mine", metric="bleu")})
     with pytest.raises(GlueRunnerError, match="mine.yaml: unknown metric\\(s\\) bleu; choose from .*accuracy"):
@@ -120,7 +120,7 @@ def test_an_unknown_metric_is_an_error_naming_the_file_before_any_run(task_folde
 
 @pytest.mark.parametrize("metrics", ["accuracy, f1_macro", "f1_micro, f1_macro, subset_accuracy"])
 def test_own_multi_class_and_multi_label_metrics_are_known(task_folder, metrics):
-    from glue_runner.run import check_metrics
+    from glue_runner.tasks import check_metrics
 
     write_tasks(task_folder, {"mine.yaml": TASK.format(name="mine", metric=metrics)})
     check_metrics([registry()["mine"]])

@@ -10,8 +10,8 @@ from huggingface_hub import ModelCard, metadata_load
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from glue_runner import __version__, model_card, results, run, trackers
-from glue_runner.cli import RunConfig
-from glue_runner.data import get_task
+from glue_runner.config import RunConfig
+from glue_runner.tasks import get_task
 from glue_runner.train import Runtime
 
 # MNLI: two dev sets, so two eval metrics (accuracy, accuracy_mm). 48 examples in batches of 8:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from glue_runner.cli import RunConfig
+from glue_runner.config import RunConfig
 from glue_runner.errors import GlueRunnerError
 from glue_runner.train import build_optimizer, collate, make_batches, padded_length, setup_runtime
 
@@ -56,7 +56,7 @@ def test_no_weight_decay_on_biases_and_layer_norm(tiny_bert):
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
     cfg = RunConfig(task="cola", model="x", weight_decay=0.01, learning_rate=1e-3)
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg, depth={})
     decay, no_decay = optimizer.param_groups
     names = {id(p): n for n, p in model.named_parameters()}
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0

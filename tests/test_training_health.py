@@ -10,9 +10,9 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from glue_runner import data, results
-from glue_runner.cli import RunConfig
+from glue_runner.config import RunConfig
 from glue_runner.errors import GlueRunnerError
-from glue_runner.data import get_task
+from glue_runner.tasks import get_task
 from glue_runner.train import Runtime, train
 
 CPU = Runtime(torch.device("cpu"))

@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from glue_runner import results, run
+import transformers
+
+from glue_runner import files, results, run
 
 FAST = ["--num-train-epochs", "1", "--batch-size", "8", "--learning-rate", "1e-3", "--max-train-samples", "16"]
 RUNS = Path("results") / "runs"
@@ -263,7 +265,7 @@ def test_a_head_fine_tuned_on_another_task_is_said_and_saved_with_the_new_labels
 ])
 def test_bad_values_are_one_line_before_any_model_loads(run_cli, monkeypatch, capsys, flags, message):
     Path("a-file").write_text("not a folder")
-    monkeypatch.setattr(run.AutoModelForSequenceClassification, "from_pretrained",
+    monkeypatch.setattr(transformers.AutoModelForSequenceClassification, "from_pretrained",
                         lambda *a, **k: pytest.fail("the model's weights were loaded"))
     assert run_cli("--task", "rte", *flags) == 2
     err = err_of(capsys)
@@ -419,7 +421,7 @@ def test_a_full_disk_while_saving_the_model_leaves_no_half_folder(run_cli, monke
 
 
 def test_a_full_disk_while_writing_the_results_leaves_no_half_result(run_cli, monkeypatch, capsys):
-    real = results._staged
+    real = files.stage
 
     def staged(path, text):
         if path.name == "metrics.json":
@@ -427,7 +429,7 @@ def test_a_full_disk_while_writing_the_results_leaves_no_half_result(run_cli, mo
         return real(path, text)
 
     with monkeypatch.context() as m:
-        m.setattr(results, "_staged", staged)
+        m.setattr(results, "stage", staged)
         assert run_cli("--task", "rte", *FAST, "--output-dir", "run") == 2
     assert "could not write the results of run: No space left on device" in err_of(capsys)
     assert not list(Path("run").glob("predictions_*")) and not Path("run/metrics.json").exists()
@@ -476,7 +478,7 @@ def test_the_loop_reports_every_step_and_reads_the_loss_only_at_logging_steps(ti
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from glue_runner import data
-    from glue_runner.cli import RunConfig
+    from glue_runner.config import RunConfig
     from glue_runner.train import Runtime, train
 
     task = data.get_task("sst2")
@@ -496,7 +498,7 @@ def test_scoring_shows_progress_batch_by_batch(tiny_bert, glue_dir, tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from glue_runner import data
-    from glue_runner.cli import RunConfig
+    from glue_runner.config import RunConfig
     from glue_runner.train import Runtime, predict
 
     task = data.get_task("rte")

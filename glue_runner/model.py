@@ -1,0 +1,230 @@
+"""The model: a classification model and its fast tokenizer, loaded and checked against the task.
+
+Everything that can be checked on the configuration and the tokenizer (the head's size and
+labels, the sequence length, a fast tokenizer) is checked before the weights load. Labels
+translates between the task's label order and the model's outputs.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .config import RunConfig, is_task_file
+from .data import OFFLINE_DATA, own_files
+from .errors import GlueRunnerError
+from .results import write_model
+from .tasks import PROBLEM_TYPES, TaskSpec
+
+if TYPE_CHECKING:  # torch and transformers are imported where they are used: the checks before a run answer in a second
+    import torch
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The task's labels against the model's outputs: the one place their order is translated
+    and outputs become predictions.
+
+    to_model[i] is the model's output index for the task's label i. A checkpoint already
+    fine-tuned on the task keeps its own order, so we translate instead of re-learning (an
+    MNLI checkpoint read in the wrong order scores ~7%). A multi-label task's outputs are
+    independent probabilities (sigmoid); each label above the threshold is predicted.
+    """
+    task: TaskSpec
+    to_model: tuple[int, ...]
+    threshold: float = 0.5
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.task.label_names
+
+    @property
+    def regression(self) -> bool:
+        return self.task.regression
+
+    @property
+    def multi_label(self) -> bool:
+        return self.task.multi_label
+
+    @property
+    def reordered(self) -> bool:
+        return self.to_model != tuple(range(len(self.to_model)))
+
+    def for_training(self, dataset):
+        """The dataset with its labels as the model's output indices (or 0/1 columns)."""
+        if not self.reordered:
+            return dataset
+        if self.multi_label:
+            columns = np.argsort(self.to_model)  # the model's output j is the task's label columns[j]
+            return dataset.map(lambda b: {"label": np.asarray(b["label"])[:, columns].tolist()}, batched=True)
+        to_model = np.asarray(self.to_model)
+        return dataset.map(lambda b: {"label": to_model[b["label"]].tolist()}, batched=True)
+
+    def task_logits(self, logits: np.ndarray) -> np.ndarray:
+        """The model's logits with their columns in the task's label order."""
+        return logits if self.regression else logits[:, list(self.to_model)]
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Multi-label: each label's probability, in the task's order."""
+        return 1 / (1 + np.exp(-self.task_logits(logits).astype(np.float64)))
+
+    def predictions(self, logits: np.ndarray) -> np.ndarray:
+        """A score, a label index (in the task's order), or a row of 0/1 (multi-label) per example."""
+        if self.regression:
+            return logits[:, 0]
+        if self.multi_label:
+            return (self.probabilities(logits) > self.threshold).astype(np.int64)
+        return self.task_logits(logits).argmax(axis=1)
+
+    def text(self, value) -> str:
+        # a score at full precision (repr round-trips), so the metrics can be recomputed from the file exactly
+        if self.regression:
+            return repr(float(value))
+        if self.multi_label:  # as the labels came: joined as in the training file ("|" when by column)
+            return (self.task.label_delimiter or "|").join(name for name, on in zip(self.names, value) if on)
+        return self.names[int(value)]
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    tokenizer: object
+    labels: Labels
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or Path(name).expanduser().exists()
+
+
+def _is_classifier(config) -> bool:
+    return any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+
+
+def _generic_labels(config) -> bool:
+    return all(name == f"LABEL_{i}" for i, name in config.id2label.items())
+
+
+def load_model(task: TaskSpec, cfg: RunConfig, say=lambda *a, **k: None, check=lambda config: None) -> LoadedModel:
+    """The tokenizer and a classification model that fits the task. Everything that can be
+    checked on the configuration and the tokenizer is checked before the weights load (`check`: what
+    the run's way of fitting asks of the configuration)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    config, tokenizer = load_tokenizer(task, cfg)
+    check(config)
+
+    to_model = tuple(range(task.num_labels))
+    kwargs = {"num_labels": task.num_labels}
+    if _is_classifier(config) and not cfg.ignore_mismatched_sizes:
+        if config.num_labels != task.num_labels:
+            raise GlueRunnerError(
+                f"'{cfg.model}' has a classification head with {config.num_labels} output(s) but {task.name} needs "
+                f"{task.num_labels}; pass --ignore-mismatched-sizes to replace the head with a fresh one")
+        # by name, whatever the case: GLUE's checkpoints name MNLI's labels ENTAILMENT, entailment, ...
+        theirs = {name.lower(): int(i) for i, name in config.id2label.items()}
+        if task.regression:
+            reused = config.problem_type != "regression"
+        else:
+            reused = _generic_labels(config) or set(theirs) != {name.lower() for name in task.label_names}
+            if not reused:
+                to_model = tuple(theirs[name.lower()] for name in task.label_names)
+        if to_model != tuple(range(task.num_labels)):
+            say(f"[cyan]{cfg.model} is already fine-tuned on these labels; using its label order[/]")
+        if reused:
+            say(f"[cyan]{cfg.model}'s {config.num_labels}-output head ({', '.join(config.id2label.values())}) is "
+                f"trained further as {task.name}'s head ({', '.join(task.label_names) or 'a score'}); a saved model "
+                f"gets {task.name}'s label names[/]")
+    else:
+        if task.predict_with:
+            raise GlueRunnerError(
+                f"{task.name} is predicted with a model fine-tuned on {task.predict_with}; "
+                f"pass --model <the output folder of a --task {task.predict_with} --save-model run>, "
+                f"or use --task {task.predict_with},{task.name}")
+        if not task.regression:
+            kwargs["id2label"] = dict(enumerate(task.label_names))
+            kwargs["label2id"] = {n: i for i, n in enumerate(task.label_names)}
+    # the loss: MSE, BCE per label, or cross-entropy; said even for the default, so a checkpoint made
+    # for another kind of task (a multi-label head trained further on classes) does not keep its own
+    kwargs["problem_type"] = PROBLEM_TYPES[task.problem_type]
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            cfg.model, dtype=torch.float32,  # float32 master weights, whatever the checkpoint stores
+            ignore_mismatched_sizes=cfg.ignore_mismatched_sizes, **kwargs, **hub_options(cfg))
+    except (OSError, ValueError, RuntimeError) as e:
+        raise GlueRunnerError(f"could not load model '{cfg.model}' for {task.name}: {str(e).splitlines()[0]}"
+                              f"{load_hint(e, cfg)}") from None
+    except pickle.UnpicklingError:
+        # transformers reads .bin weights with torch.load(weights_only=True): this file holds more than tensors
+        raise GlueRunnerError(
+            f"'{cfg.model}' has pickled weights (pytorch_model.bin) holding objects other than tensors, which "
+            "could run code, so they were not loaded; use a model with model.safetensors") from None
+    saved = getattr(model.config, "multi_label_threshold", None)
+    if task.multi_label and saved not in (None, cfg.threshold) and not cfg.tune_threshold:
+        say(f"[cyan]{cfg.model} was saved with the multi-label threshold {saved}; this run uses {cfg.threshold} "
+            f"(pass --threshold {saved} to score it as it was)[/]", soft_wrap=True)
+    return LoadedModel(model, tokenizer, Labels(task, to_model, cfg.threshold))
+
+
+def load_tokenizer(task: TaskSpec, cfg: RunConfig) -> tuple:
+    """The model's configuration and fast tokenizer, checked against the task before any weights load."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    if _looks_like_path(cfg.model) and not Path(cfg.model).expanduser().is_dir():
+        what = f"{cfg.model} is a file, not a model folder" if Path(cfg.model).expanduser().exists() else \
+            f"model folder {cfg.model} does not exist"
+        raise GlueRunnerError(f"{what}; pass a folder made by save_pretrained or a Hub name")
+    try:
+        config = AutoConfig.from_pretrained(cfg.model, **hub_options(cfg))
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model, **hub_options(cfg))
+    except (OSError, ValueError) as e:
+        raise GlueRunnerError(f"could not load model '{cfg.model}': {str(e).splitlines()[0]}{load_hint(e, cfg)}") from None
+    if not tokenizer.is_fast:
+        raise GlueRunnerError(f"'{cfg.model}' has no fast tokenizer (tokenizer.json); glue-runner needs one for batched tokenization")
+    check_length(task, cfg, tokenizer, getattr(config, "max_position_embeddings", None))
+    return config, tokenizer
+
+
+def hub_options(cfg: RunConfig) -> dict:
+    return {"trust_remote_code": cfg.trust_remote_code, "cache_dir": cfg.cache_dir}
+
+
+def load_hint(error: Exception, cfg: RunConfig) -> str:
+    """The next step after a failed load: trusting remote code, or working without internet."""
+    text = str(error)
+    if "custom code" in text and not cfg.trust_remote_code:
+        return "; pass --trust-remote-code only if you trust that code"
+    if "connect" in text or "offline" in text.lower():
+        hint = "; without internet, pass --model with a local model folder (one that save_pretrained made)"
+        local_data = cfg.data_dir or own_files(cfg) or is_task_file(cfg.task)
+        return hint if local_data else hint + ", and " + OFFLINE_DATA.removeprefix("without internet, ")
+    return ""
+
+
+def check_length(task: TaskSpec, cfg: RunConfig, tokenizer, limit: int | None) -> None:
+    """--max-seq-length holds the special tokens and a token of each text, and fits the model's positions."""
+    pair = len(task.text_fields) == 2
+    needed = tokenizer.num_special_tokens_to_add(pair=pair) + len(task.text_fields)
+    if cfg.max_seq_length < needed:
+        raise GlueRunnerError(
+            f"--max-seq-length {cfg.max_seq_length} cannot hold a {task.name} example: the special tokens take "
+            f"{needed - len(task.text_fields)}, and each text needs one more; pass at least {needed} (128 is usual)")
+    if limit and cfg.max_seq_length > limit:
+        raise GlueRunnerError(f"--max-seq-length {cfg.max_seq_length} is longer than '{cfg.model}' can read "
+                              f"({limit} positions); pass --max-seq-length {limit} or less")
+
+
+def save_model(loaded: LoadedModel, folder: Path, card: str) -> None:
+    """The model and tokenizer, with the task's label names (a reused head's old names would mislead)
+    and its model card (README.md), written beside the folder and renamed into place."""
+    labels = loaded.labels
+    if not labels.regression:
+        loaded.model.config.id2label = {m: name for m, name in zip(labels.to_model, labels.names)}
+        loaded.model.config.label2id = {name: m for m, name in loaded.model.config.id2label.items()}
+    if labels.multi_label:  # the threshold its scores were made with (perhaps chosen on the dev set)
+        loaded.model.config.multi_label_threshold = labels.threshold
+    write_model(folder, loaded.model, loaded.tokenizer, {"README.md": card})

@@ -1,0 +1,265 @@
+"""A session: the runs one glue-run command asks for, checked, then run in turn.
+
+    flags -> one RunConfig per (task, seed, grid point) -> the checks made before anything loads
+          -> run.run for each, with its extras -> the leaderboard, the grid's report, a submission
+
+Everything that can be checked for the whole sweep (bounds, paths, combinations, data files,
+folders, the Hub) is checked here in about a second, before the libraries and any model load.
+Each MNLI model that a later AX run predicts with is kept in memory until then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from rich.console import Console
+
+from . import adapt, data, leaderboard, model_card, results, submission, sweeps, tables, trackers
+from .config import FIELDS, OPTIONS, OWN_DATA, SMOKE, RunConfig, check_bounds, check_combinations, check_paths, flag, \
+    is_task_file, value_type
+from .errors import GlueRunnerError
+from .layers import LayerSchedule
+from .probe import Probe
+from .run import Extras, FineTune, Outcome, run
+from .tasks import check_metrics, get_task, glue_tasks
+from .train import AllLayers, device_type
+
+
+def parse_list(text: str, what: str, convert=str) -> list:
+    try:
+        items = [convert(x.strip()) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise GlueRunnerError(f"--{what} '{text}' is not a comma list of {convert.__name__}s") from None
+    if not items:
+        raise GlueRunnerError(f"--{what} is empty")
+    return items
+
+
+def configs_from_args(args: argparse.Namespace, grid=None) -> list[RunConfig]:
+    """One RunConfig per (task, seed, grid point), in GLUE order, seed by seed, point by point; but
+    each AX run comes right after the MNLI run of its seed and point, whose model predicts it, so
+    that model is freed at once. grid: a sweeps.Grid, or None (one point: the flags as given)."""
+    common = {k: v for k, v in vars(args).items() if k in FIELDS and k not in ("task", "seed", "output_dir")}
+    check_combinations(common, grid)
+    if args.smoke:  # only what no flag sets (a grid point sets its own below); cfg.resolved's recipe comes after
+        common.update({k: v for k, v in SMOKE.items() if common[k] is None})
+    # --probe trains a head on each task's training data: all tasks but AX, which has none
+    names = [t.name for t in glue_tasks() if not (args.probe and t.predict_with)] \
+        if args.task.strip().lower() == "all" else \
+        parse_list(args.task, "task") if args.task else [""]
+    tasks = {}  # the task as given (a GLUE name, a task file, or "": read from the files) -> its TaskSpec
+    for name in names:
+        task = data.task_for(RunConfig(task=name, **common))
+        tasks.setdefault(task.name if not task.own else name, task)
+    check_tasks(common, tasks)
+    seeds = list(dict.fromkeys(parse_list(args.seeds, "seeds", int))) if args.seeds else [args.seed]  # 1,1: once
+    points = grid.points() if grid else [{}]
+
+    def order(given: str, seed: int, point: int) -> tuple:
+        task = tasks[given]
+        return (get_task(task.predict_with).order if task.predict_with else task.order or 0, seeds.index(seed), point,
+                bool(task.predict_with))
+
+    runs = sorted(((given, seed, i) for given in tasks for seed in seeds for i in range(len(points))),
+                  key=lambda r: order(*r))
+    configs = []
+    for given, seed, i in runs:
+        out = (args.output_dir / f"{tasks[given].name}-seed{seed}" if len(runs) > 1 and args.output_dir
+               else args.output_dir)
+        configs.append(RunConfig(task=given, seed=seed, output_dir=out, **{**common, **points[i]}))
+    for cfg in configs:
+        check_bounds(cfg)
+        check_paths(cfg)
+    return configs
+
+
+def check_tasks(common: dict, tasks: dict) -> None:
+    """Settings that the sweep's tasks (the task as given -> its TaskSpec) make meaningless."""
+    if common["probe"] and any(task.predict_with for task in tasks.values()):
+        raise GlueRunnerError("--probe trains a head for each task on its own training data, and AX has none; "
+                              "drop ax from --task")
+    if (common["tune_threshold"] or common["threshold"] != FIELDS["threshold"].default) and \
+            not all(task.multi_label for task in tasks.values()):
+        raise GlueRunnerError(f"--threshold and --tune-threshold are for multi-label tasks, and "
+                              f"{', '.join(t.name for t in tasks.values() if not t.multi_label)} is not one; drop them")
+    # --text-columns, --label-column: where your files hold what
+    columns = [flag(n) for n in OWN_DATA if OPTIONS[n].own_data == "files"
+               and value_type(FIELDS[n]) is not Path and common[n] != FIELDS[n].default]
+    task_files = [given for given in tasks if is_task_file(given)]
+    if columns and (task_files or not any(common[n] for n in OWN_DATA if value_type(FIELDS[n]) is Path)):
+        raise GlueRunnerError(f"{', '.join(columns)} name{'s' if len(columns) == 1 else ''} columns of your own files, "
+                              + (f"and your task file {task_files[0]} names its own; drop them" if task_files else
+                                 "but no --train-file, --validation-file or --test-file is given; drop them, or give "
+                                 "the files"))
+    own_only = [name for name in OWN_DATA if OPTIONS[name].own_data == "labels" and common[name] is not None]
+    glue = [task.name for task in tasks.values() if not task.own]
+    if own_only and glue:
+        raise GlueRunnerError(f"{', '.join(flag(f) for f in own_only)} describe your own data's labels, but "
+                              f"{', '.join(glue)} has GLUE's; drop them, or leave out --task to read a task from "
+                              "your files")
+
+
+def check_sweep(configs: list[RunConfig], console: Console) -> None:
+    """What can be checked for every run of the sweep before the libraries and any model load:
+    the device it asks for is there, its data files are there, its folder (and --cache-dir) can be written
+    and is not in use by another glue-run, your own files' labels fit the task, and the Hub answers if it
+    is needed. Says which runs are already done."""
+    if any(cfg.device == "cuda" or cfg.fp16 for cfg in configs):  # only these can ask for a GPU that is not there (loads torch, to look)
+        for cfg in configs:
+            device_type(cfg)
+    check_data_present(configs)
+    done = 0
+    for cfg in configs:
+        task = data.task_for(cfg)
+        resolved = cfg.resolved(task.recipe)
+        if cfg.adapt_lm and not any(c.task == task.predict_with for c in configs):  # AX: its MNLI run adapts
+            data.check_adapt_texts(task, resolved)
+        if resolved.do_predict or not task.train_split:
+            data.check_test_data(task, resolved)
+        plan = results.plan(resolved, task.name)
+        if not plan.done or cfg.overwrite:  # a finished run is only read: another glue-run in it is no matter
+            results.check_not_in_use(plan.folder)
+            results.check_writable(cfg.results_dir, "--results-dir")  # its tables are rewritten when the run ends
+        if cfg.cache_dir:  # tokenized data is written there once the model has loaded
+            results.check_writable(cfg.cache_dir, "--cache-dir")
+        if plan.done and not cfg.overwrite and resolved.do_predict and task.train_split:
+            unpredicted = [s for s in task.test_splits if not (plan.folder / f"predictions_{s}.tsv").is_file()]
+            if unpredicted:
+                raise GlueRunnerError(f"{plan.folder} is already done, without test predictions (it ran without "
+                                      "--do-predict), and a finished run keeps no model to predict with; pass "
+                                      "--overwrite to run it again with --do-predict")
+        done += bool(plan.done and not cfg.overwrite)
+    if done:
+        console.print(f"{done} of {len(configs)} run(s) already done: skipped (--overwrite redoes them)")
+    if any(cfg.report_to == "tensorboard" for cfg in configs):
+        trackers.check_installed()
+    offline_if_unreachable(configs, console)
+    for cfg in configs:
+        task = data.task_for(cfg)
+        if task.own or data.own_files(cfg):  # their labels are checked now, not after the model has loaded
+            data.load_splits(task, cfg, log=lambda *a, **k: None, with_test=cfg.do_predict)
+    outside = [c for c in configs if c.output_dir and not Path(c.output_dir).resolve().is_relative_to(
+        Path(c.results_dir).resolve())]
+    if outside:
+        console.print(f"note: --output-dir {outside[0].output_dir} is outside --results-dir {outside[0].results_dir}, "
+                      "so runs.md and the leaderboard there will not list it", highlight=False, soft_wrap=True)
+
+
+def check_data_present(configs: list[RunConfig]) -> None:
+    """Every task's data files are there: all that are missing said at once (--task all over a folder
+    of four tasks names the five others, not one a run), with the tasks that could run."""
+    missing, tasks = {}, {}  # task name -> None: the tasks in sweep order, once each
+    for cfg in configs:
+        task = data.task_for(cfg)
+        tasks[task.name] = None
+        try:
+            data.split_files(task, cfg.resolved(task.recipe), with_test=False)
+        except GlueRunnerError as e:
+            missing.setdefault(task.name, str(e))
+    if len(missing) == 1:
+        raise GlueRunnerError(next(iter(missing.values())))
+    if missing:
+        present = [t for t in tasks if t not in missing]
+        raise GlueRunnerError(f"{len(missing)} of the {len(tasks)} tasks have no data: " + "; ".join(missing.values())
+                              + (f". The others can run: --task {','.join(present)}" if present else ""))
+
+
+def offline_if_unreachable(configs: list[RunConfig], console: Console) -> None:
+    """Without internet, the Hugging Face libraries retry for a minute before failing; when a run
+    needs the Hub and it does not answer, tell them to use their local cache at once (they read
+    this when they are imported, so it is done first). Behind a proxy a direct probe says nothing."""
+    import socket
+    from urllib.parse import urlparse
+
+    hub_model = any(not Path(c.model).expanduser().exists() for c in configs)
+    hub_data = any(c.data_dir is None and not data.own_files(c) and not data.task_for(c).own for c in configs)
+    proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
+    if not (hub_model or hub_data) or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or proxied:
+        return
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or (80 if endpoint.scheme == "http" else 443)),
+                                 timeout=3).close()
+    except OSError:
+        os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
+        console.print(f"[yellow]{endpoint.hostname} cannot be reached: models and data come from the local cache "
+                      "only[/]", highlight=False)
+
+
+def quiet_libraries() -> None:
+    # Their progress bars and load reports would bury glue-run's own progress.
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def extras_for(cfg: RunConfig) -> Extras:
+    """The run's hooks (run.Extras), from its settings: only what a flag asks for is called."""
+    layer_flags = cfg.layer_lr_decay or cfg.freeze_layers or cfg.gradual_unfreezing
+    return Extras(fit=Probe() if cfg.probe else FineTune(LayerSchedule(cfg) if layer_flags else AllLayers()),
+                  tracker=trackers.start, card=model_card.text, written=tables.update_tables,
+                  before=adapt.adapt_first if cfg.adapt_lm else None)
+
+
+def run_all(configs: list[RunConfig], console: Console, grid: sweeps.Grid | None = None) -> list[Outcome]:
+    """Run each config in turn. Each model is freed when its run ends, but for an MNLI
+    model that a later AX run of the same seed and settings predicts with, kept until then.
+    grid: the sweeps.Grid the configs span, if any."""
+    check_metrics([data.task_for(cfg) for cfg in configs])
+    outcomes, kept = [], {}
+    for i, cfg in enumerate(configs):
+        task = data.task_for(cfg)
+        outcome, loaded = run(cfg, console, extras_for(cfg), model=kept.pop(model_key(cfg, task.predict_with), None))
+        key = model_key(cfg, task.name)
+        if loaded and any(data.task_for(c).predict_with == task.name and model_key(c, task.name) == key
+                          for c in configs[i + 1:]):
+            kept[key] = loaded
+        del loaded
+        outcomes.append(outcome)
+    if len(configs) > 1 or grid:
+        after_several_runs(configs, outcomes, console, grid)  # the leaderboard names the unreadable run files
+    else:
+        warn_unreadable(configs[0].results_dir, console)
+    return outcomes
+
+
+def model_key(cfg: RunConfig, task: str | None) -> str:
+    """Which run's model `cfg` means when its task is `task`: the run of that task with cfg's seed and
+    every other setting (a grid point's too)."""
+    return json.dumps(replace(cfg, task=task, output_dir=None).to_json(), sort_keys=True)
+
+
+def after_several_runs(configs: list[RunConfig], outcomes: list[Outcome], console: Console,
+                       grid: sweeps.Grid | None = None) -> None:
+    """The leaderboard of the results folder; with a grid, its report (each task's selected point);
+    with --do-predict on several tasks, the submission (of the selected points, with a grid)."""
+    first = configs[0]
+    runs, name = list(zip(configs, outcomes)), outcomes[0].record["model_name"]
+    if grid:
+        report = sweeps.record(grid, configs, outcomes)  # written first: the grid's record outlasts any later failure
+        runs, name = report.chosen_runs(), report.name
+    # your own data or tasks have no GLUE submission or column
+    glue = [(c, o) for c, o in runs if "own data" not in tables.run_notes(o.record)]
+    if first.do_predict and len({c.task for c, _ in glue}) > 1:
+        # One submission per invocation, from the first seed's runs: a fixed rule, not the best dev seed.
+        firsts = [(c, o) for c, o in glue if c.seed == first.seed]
+        submission.from_runs({c.task: o.output_dir for c, o in firsts}, first, f"{name}-seed{first.seed}",
+                             console.print)
+    if glue:
+        leaderboard.show(console, first.results_dir)
+    else:
+        warn_unreadable(first.results_dir, console)
+    if grid:
+        sweeps.show(report, console)
+
+
+def warn_unreadable(results_dir: Path, console: Console) -> None:
+    for problem in results.load_runs(results_dir)[1]:
+        console.print(f"[yellow]warning: {problem.warning()}[/]", highlight=False, soft_wrap=True)
