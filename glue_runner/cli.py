@@ -123,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         if value == []:  # Python 3.11's argparse reads --flag=-- as [], and calls no type on it
             parser.error(f"argument {flag(name)}: expected one argument")
     try:
-        grid = sweeps.parse_grid(args)
+        grid = sweeps.parse_grid(args) if args.grid else None
         configs = configs_from_args(args, grid)  # a bad flag value is said here, before anything loads
-        bounds = sweeps.parse_bounds(args.expect, args.expect_file, [task_for(c) for c in configs])
+        bounds = sweeps.parse_bounds(args.expect, args.expect_file, [task_for(c) for c in configs]) \
+            if args.expect or args.expect_file else []
         check_sweep(configs, console)
         quiet_libraries()
         outcomes = run_all(configs, console, grid)

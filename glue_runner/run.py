@@ -57,6 +57,10 @@ class Tracker:
         return record
 
 
+def no_tracker(cfg: RunConfig, output_dir: Path, rt: Runtime, resume_from: Path | None) -> Tracker:
+    return Tracker()
+
+
 class Fit(Protocol):
     """How a run fits the model to the task: FineTune below, or probe.py's Probe."""
 

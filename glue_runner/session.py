@@ -24,7 +24,7 @@ from .config import FIELDS, OPTIONS, OWN_DATA, SMOKE, RunConfig, check_bounds, c
 from .errors import GlueRunnerError
 from .layers import LayerSchedule
 from .probe import Probe
-from .run import Extras, FineTune, Outcome, run
+from .run import Extras, FineTune, Outcome, no_tracker, run
 from .tasks import check_metrics, get_task, glue_tasks
 from .train import AllLayers, device_type
 
@@ -204,7 +204,7 @@ def extras_for(cfg: RunConfig) -> Extras:
     """The run's hooks (run.Extras), from its settings: only what a flag asks for is called."""
     layer_flags = cfg.layer_lr_decay or cfg.freeze_layers or cfg.gradual_unfreezing
     return Extras(fit=Probe() if cfg.probe else FineTune(LayerSchedule(cfg) if layer_flags else AllLayers()),
-                  tracker=trackers.start, card=model_card.text, written=tables.update_tables,
+                  tracker=trackers.start if cfg.report_to != "none" else no_tracker, card=model_card.text, written=tables.update_tables,
                   before=adapt.adapt_first if cfg.adapt_lm else None)
 
 

@@ -58,11 +58,8 @@ class Grid:
         return tuple(getattr(cfg, name) for name in self.axes)
 
 
-def parse_grid(args: argparse.Namespace) -> Grid | None:
-    """--grid's NAME=V1,V2 items, each value converted and bounds-checked as its flag's would be;
-    None without --grid."""
-    if not args.grid:
-        return None
+def parse_grid(args: argparse.Namespace) -> Grid:
+    """--grid's NAME=V1,V2 items, each value converted and bounds-checked as its flag's would be."""
     if args.output_dir:
         raise GlueRunnerError("--grid makes a run per point, each in its own folder under --results-dir; "
                               "drop --output-dir")

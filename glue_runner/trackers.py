@@ -22,8 +22,6 @@ from .train import Runtime, StepReport
 
 def start(cfg: RunConfig, output_dir: Path, rt: Runtime, resume_from: Path | None) -> Tracker:
     """The run's tracker, made before the model and data load, so that a missing package stops the run at once."""
-    if cfg.report_to == "none":
-        return Tracker()
     writer = summary_writer()  # checked on every rank, so that all of them stop alike
     if not rt.is_main:
         return Tracker()  # under torchrun only rank 0 writes

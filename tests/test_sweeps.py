@@ -20,7 +20,7 @@ GRID = ["--task", "rte,stsb", "--grid", "learning_rate=1e-3,3e-3", *FAST]
 
 def configs(*argv):
     args = build_parser().parse_args(["--model", "m", *argv])
-    return configs_from_args(args, sweeps.parse_grid(args))
+    return configs_from_args(args, sweeps.parse_grid(args) if args.grid else None)
 
 
 def runs_on_disk() -> dict[str, dict]:
