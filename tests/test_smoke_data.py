@@ -6,8 +6,8 @@ import pytest
 from make_smoke_data import HEADERS, build, label
 
 import glue_runner
-from glue_runner import data
-from glue_runner.cli import RunConfig
+from glue_runner import data, tasks
+from glue_runner.config import RunConfig
 
 SMOKE = Path(glue_runner.__file__).parent / "smoke_data"
 # Data rows per file: 256, or the whole file where the original has fewer.
@@ -28,7 +28,7 @@ def test_the_folder_holds_the_bundled_files_and_nothing_else():
 
 
 def test_mnli_and_qqp_are_the_glue_tasks_left_to_the_hub():
-    assert {t.name for t in data.glue_tasks()} - set(BUNDLED) == {"mnli", "qqp"}
+    assert {t.name for t in tasks.glue_tasks()} - set(BUNDLED) == {"mnli", "qqp"}
 
 
 @pytest.mark.parametrize("path", sorted(HEADERS))
@@ -61,7 +61,7 @@ def test_regenerating_from_the_glue_files_gives_the_same_bytes(shared_glue, tmp_
 
 @pytest.mark.parametrize("task", BUNDLED)
 def test_the_folder_works_as_a_data_dir(task):
-    spec = data.get_task(task)
+    spec = tasks.get_task(task)
     splits = data.load_splits(spec, RunConfig(task=task, model="x", data_dir=SMOKE), log=lambda *a: None)
     assert ({"test"} if task == "ax" else {"train", "validation"}) <= set(splits)
     for name, split in splits.items():
