@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from . import results, stats, tables
-from .config import OPTIONS
+from .config import OPTIONS, SMOKE
 from .errors import GlueRunnerError
 from .files import delimited_text, markdown_table, png, write_atomic
 from .tasks import get_task, glue_tasks
@@ -180,7 +180,9 @@ def row_names(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         variants = {v: json.loads(v) for n, v in keys if n == name}
         differ = sorted({k for a in variants.values() for b in variants.values() for k in {*a, *b} if a.get(k) != b.get(k)})
         for v, settings in variants.items():
-            shown = ", ".join(text for k in differ if (text := setting_text(k, settings.get(k))))
+            # a smoke row is named "smoke", not by the preset's limits beside it
+            preset = {k for k, v in SMOKE.items() if settings.get("smoke") and settings.get(k) == v}
+            shown = ", ".join(text for k in differ if k not in preset and (text := setting_text(k, settings.get(k))))
             names[(name, v)] = name + (f" ({shown})" if shown else "")
     return names
 
