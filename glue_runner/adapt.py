@@ -26,12 +26,12 @@ from rich.console import Console
 
 from . import data, results
 from .config import RunConfig
-from .display import ProgressBar, warning
+from .display import ProgressBar, each, warning
 from .errors import GlueRunnerError
 from .layers import LayerSchedule
 from .model import hub_options, load_hint, load_tokenizer
 from .readers import read_texts
-from .run import start_or_resume
+from .run import Tracker, start_or_resume
 from .tasks import TaskSpec
 from .train import Runtime, collate, seed_everything, to_device, train
 
@@ -147,9 +147,11 @@ def heldout_loss(model: torch.nn.Module, heldout, masker: Masker, cfg: RunConfig
 
 # ---- the adaptation --------------------------------------------------------
 
-def adapt_first(cfg: RunConfig, task: TaskSpec, run_dir: Path, rt: Runtime, console: Console, say) -> dict:
+def adapt_first(cfg: RunConfig, task: TaskSpec, run_dir: Path, rt: Runtime, console: Console, say,
+                tracker: Tracker) -> dict:
     """The run's adapted model: trained (or resumed from its newest checkpoint), or found already made.
-    Returns its record; record["folder"] is the model folder to fine-tune from."""
+    Returns its record; record["folder"] is the model folder to fine-tune from. The training's losses
+    go to the run's tracker, on an axis of their own (adapt/)."""
     import torch.distributed as dist
 
     folder = Path(run_dir) / results.ADAPTED  # its checkpoints while it trains, then model/
@@ -163,6 +165,7 @@ def adapt_first(cfg: RunConfig, task: TaskSpec, run_dir: Path, rt: Runtime, cons
     lm_cfg = replace(cfg, learning_rate=cfg.adapt_learning_rate, num_train_epochs=cfg.adapt_epochs,
                      warmup_ratio=WARMUP_RATIO, weight_decay=WEIGHT_DECAY, resume=None if cfg.resume else cfg.resume)
     resume_from = start_or_resume(lm_cfg, task, folder, rt, say)
+    adapting = tracker.adaptation(resume_from)
     _, tokenizer = load_tokenizer(task, cfg)
     if tokenizer.mask_token_id is None:
         raise GlueRunnerError(f"'{cfg.model}' has no mask token; --adapt-lm needs a model pretrained as a masked "
@@ -181,11 +184,12 @@ def adapt_first(cfg: RunConfig, task: TaskSpec, run_dir: Path, rt: Runtime, cons
     def after_epoch(epoch: int) -> dict:
         loss = heldout_loss(model, heldout, masker, lm_cfg, rt, pad_id)
         say(f"adaptation epoch {epoch + 1}: held-out masked-LM loss {loss:.4f}")
-        return {"epoch": epoch + 1, "heldout_loss": loss}
+        return adapting.log_epoch({"epoch": epoch + 1, "heldout_loss": loss})
 
     with ProgressBar(console, rt) as bar:
-        stats = train(model, training, lm_cfg, rt, pad_id=pad_id, on_epoch_end=after_epoch, report=bar.update,
-                      output_dir=folder, resume_from=resume_from, log=warning(say), collate_fn=masker.collate,
+        stats = train(model, training, lm_cfg, rt, pad_id=pad_id, on_epoch_end=after_epoch,
+                      report=each(bar.update, adapting.log_step), output_dir=folder, resume_from=resume_from,
+                      log=warning(say), collate_fn=masker.collate,
                       schedule=LayerSchedule(lm_cfg))  # --freeze-layers and the others shape this stage too
     record = {
         "source": cfg.identity()["adapt_lm"],

@@ -138,10 +138,13 @@ def check_tasks(common: dict, tasks: dict) -> None:
 
 def check_sweep(configs: list[RunConfig], console: Console) -> None:
     """What can be checked for every run of the sweep before the libraries and any model load:
-    the device it asks for is there, its data files are there, its folder (and --cache-dir) can be written
-    and is not in use by another glue-run, your own files' labels fit the task, and the Hub answers if it
-    is needed. Says which runs are already done."""
-    if any(cfg.device == "cuda" or cfg.fp16 for cfg in configs):  # only these can ask for a GPU that is not there (loads torch, to look)
+    the trackers it reports to are known and installed, the device it asks for is there, its data files
+    are there, its folder (and --cache-dir) can be written and is not in use by another glue-run, your
+    own files' labels fit the task, and the Hub answers if it is needed. Says which runs are already done."""
+    for report_to in {cfg.report_to for cfg in configs}:  # known names, installed packages
+        trackers.check_installed(report_to)
+    # only these can ask for a GPU that is not there (device_type loads torch, to look)
+    if any(cfg.device == "cuda" or cfg.fp16 for cfg in configs):
         for cfg in configs:
             device_type(cfg)
     check_data_present(configs)
@@ -168,8 +171,6 @@ def check_sweep(configs: list[RunConfig], console: Console) -> None:
         done += bool(plan.done and not cfg.overwrite)
     if done:
         console.print(f"{done} of {len(configs)} run(s) already done: skipped (--overwrite redoes them)")
-    if any(cfg.report_to == "tensorboard" for cfg in configs):
-        trackers.check_installed()
     offline_if_unreachable(configs, console)
     for cfg in configs:
         task = data.task_for(cfg)
