@@ -6,14 +6,17 @@
 Both sides get the same model, data (the first N training examples, the whole
 dev set), batch size, learning rate, warm-up, weight decay, epochs and seed.
 glue-run runs as `glue-run` does (run.run with a RunConfig): length-grouped
-batches with dynamic padding and, on CUDA, bf16 autocast, fused AdamW and CUDA
-graphs. The Trainer runs as run_glue.py does by default: every example padded to
---max-seq-length, fp16 on CUDA (fp32 on the CPU).
+batches with dynamic padding, fused AdamW, bf16 autocast where the processor has
+native bf16 (a CUDA GPU, a CPU with AVX512-BF16 or AMX; float32 elsewhere) and, on
+CUDA, CUDA graphs. The Trainer runs as run_glue.py does by default: every example
+padded to --max-seq-length, fp16 on CUDA (fp32 on the CPU). On the CPU two more
+sides compare like with like: glue-run --bf16 against the Trainer's --bf16.
 
 Each side runs in a fresh process (this script again, with --side), so neither
 inherits the other's memory peak, thread pools or compiled kernels. A side
 prints one JSON line; this process prints the figures and, last,
-`speedup_vs_trainer=<glue-run train samples/s / Trainer train samples/s>`.
+the like-for-like ratios and, last, `speedup_vs_trainer=<glue-run's default train
+samples/s / the Trainer's default train samples/s>` (what each gives a user who sets nothing).
 
   train samples/s  training examples processed per second of the training loop
                    (glue-run: its epochs without the dev evaluation; Trainer: its
@@ -23,6 +26,10 @@ prints one JSON line; this process prints the figures and, last,
   peak memory      CUDA: torch.cuda.max_memory_allocated(). CPU: how far the
                    process's peak resident set (resource.getrusage ru_maxrss) rose
                    from just before loading model and data to the end
+  GFLOP/s          6 x non-embedding parameters x real (not padding) tokens per
+                   second of training; beside it, its share of what a large matmul
+                   reaches on this processor in the same precision (the peak a
+                   datasheet gives is not known to torch; that matmul is the practical one)
 """
 
 import argparse
@@ -35,7 +42,8 @@ import time
 from pathlib import Path
 from statistics import median
 
-SIDES = ("glue-run", "trainer")
+SIDES = ("glue-run", "trainer")  # each one's default
+LIKE_FOR_LIKE = ("glue-run-bf16", "trainer-bf16")  # on the CPU: both autocast to bfloat16
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=1,
                    help="run each side this many times, alternating which goes first (ABBA...), and report the "
                         "medians: on a shared machine the load drifts, and alternation spreads it over both sides")
-    p.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # set when this script runs one side
+    p.add_argument("--side", choices=SIDES + LIKE_FOR_LIKE, help=argparse.SUPPRESS)  # set when this script runs one side
     return p
 
 
@@ -67,9 +75,10 @@ def main() -> None:
     if args.side:
         print(json.dumps(run_side(args)), flush=True)
         return
-    order = [side for r in range(args.repeats) for side in (SIDES if r % 2 == 0 else SIDES[::-1])]
+    sides = SIDES + (LIKE_FOR_LIKE if args.device == "cpu" else ())
+    order = [side for r in range(args.repeats) for side in (sides if r % 2 == 0 else sides[::-1])]
     runs = [run_in_fresh_process(side) for side in order]
-    report(args, {side: [r for r in runs if r["side"] == side] for side in SIDES})
+    report(args, {side: [r for r in runs if r["side"] == side] for side in sides})
 
 
 def run_in_fresh_process(side: str) -> dict:
@@ -100,7 +109,7 @@ def measure(args, task, scratch: Path) -> dict:
     cfg = RunConfig(task=task.name, model=args.model, model_name=model_label(args), data_dir=args.data_dir,
                     max_train_samples=args.max_train_samples, max_seq_length=args.max_seq_length,
                     num_train_epochs=args.num_train_epochs, batch_size=args.batch_size, seed=args.seed,
-                    device=args.device, bf16=args.device == "cuda" and not args.fp16,
+                    device=args.device, bf16=True if args.side == "glue-run-bf16" else False if args.fp16 else None,
                     fp16=args.device == "cuda" and args.fp16, cuda_graphs=args.cuda_graphs,
                     results_dir=scratch / "results", cache_dir=scratch / "cache").resolved(task.recipe)
     if args.device == "cuda":
@@ -108,24 +117,59 @@ def measure(args, task, scratch: Path) -> dict:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     loaded = load(task, cfg, args)
-    if args.side == "glue-run":
+    tokens, parameters = real_tokens(task, cfg, loaded), non_embedding_parameters(loaded.model)
+    if args.side.startswith("glue-run"):
         from glue_runner.run import run
         from glue_runner.session import extras_for
 
         record = run(cfg, Console(stderr=True), extras_for(cfg), model=loaded)[0].record
-        samples_per_second, metrics = record["train"]["samples_per_second"], record["metrics"]
+        samples_per_second, metrics, dtype = record["train"]["samples_per_second"], record["metrics"], record["precision"]
     else:
-        samples_per_second, metrics = run_trainer(task, cfg, loaded, scratch)
+        dtype = "bfloat16" if args.side == "trainer-bf16" else "float16" if args.device == "cuda" else "float32"
+        samples_per_second, metrics = run_trainer(task, cfg, loaded, scratch, dtype)
     wall = time.perf_counter() - started
     if args.device == "cuda":
         peak, how = torch.cuda.max_memory_allocated(), "torch.cuda.max_memory_allocated"
     else:  # ru_maxrss is in KiB on Linux
         peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) * 1024
         how = "peak RSS rise (getrusage ru_maxrss)"
+    flops = 6 * parameters * samples_per_second * tokens
     return {"side": args.side, "train_samples_per_second": samples_per_second, "wall_seconds": wall,
-            "peak_memory_bytes": peak, "peak_memory_measure": how, "metrics": metrics,
-            "precision": precision(args), "torch": torch.__version__, "device": device_name(args.device),
-            "threads": torch.get_num_threads()}
+            "peak_memory_bytes": peak, "peak_memory_measure": how, "metrics": metrics, "precision": dtype,
+            "flops": flops, "matmul_flops": matmul_rate(args.device, dtype), "tokens_per_example": tokens,
+            "torch": torch.__version__, "device": device_name(args.device), "threads": torch.get_num_threads()}
+
+
+def real_tokens(task, cfg, loaded) -> float:
+    """The training examples' mean length in tokens, padding left out: what the model computes on."""
+    from glue_runner import data
+
+    train = data.load_splits(task, cfg, with_test=False)["train"].dataset
+    encoded = loaded.tokenizer(*(list(train[f]) for f in task.text_fields), truncation=True,
+                               max_length=cfg.max_seq_length)
+    return sum(map(len, encoded["input_ids"])) / len(train)
+
+
+def non_embedding_parameters(model) -> int:
+    return sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name)
+
+
+def matmul_rate(device: str, dtype: str) -> float:
+    """FLOP/s of the best of three 1024 x 1024 matmuls in the run's precision: this processor's practical peak."""
+    import torch
+
+    kind = getattr(torch, dtype)
+    a, b = (torch.randn(1024, 1024, device=device).to(kind) for _ in range(2))
+    best = float("inf")
+    for _ in range(3):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - started)
+    return 2 * 1024 ** 3 / best
 
 
 def model_label(args) -> str:
@@ -150,8 +194,9 @@ def load(task, cfg, args):
     return LoadedModel(model, tokenizer, Labels(task, tuple(range(task.num_labels))))
 
 
-def run_trainer(task, cfg, loaded, scratch: Path) -> tuple[float, dict]:
-    """run_glue.py's defaults: pad everything to max_seq_length, default collator, fp16 on CUDA."""
+def run_trainer(task, cfg, loaded, scratch: Path, dtype: str) -> tuple[float, dict]:
+    """run_glue.py's defaults: pad everything to max_seq_length, default collator, fp16 on CUDA (and its
+    --bf16 for the like-for-like side)."""
     import numpy as np
     from transformers import Trainer, TrainingArguments, default_data_collator
 
@@ -171,18 +216,13 @@ def run_trainer(task, cfg, loaded, scratch: Path) -> tuple[float, dict]:
         output_dir=str(scratch / "trainer"), per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size or 4 * cfg.batch_size, learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.num_train_epochs, warmup_steps=cfg.warmup_ratio,  # below 1: a fraction of the steps
-        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, fp16=on_cuda,
+        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, fp16=dtype == "float16",
+        bf16=dtype == "bfloat16",
         use_cpu=not on_cuda, eval_strategy="no", save_strategy="no", report_to="none", disable_tqdm=True)
     trainer = Trainer(model=loaded.model, args=arguments, train_dataset=train_set, data_collator=default_data_collator)
     samples_per_second = trainer.train().metrics["train_samples_per_second"]
     values = loaded.labels.predictions(trainer.predict(dev_set).predictions)
     return samples_per_second, compute_metrics(task.metrics, values, np.asarray(dev_set["label"]))
-
-
-def precision(args) -> dict:
-    if args.device == "cpu":
-        return {"glue-run": "fp32", "trainer": "fp32"}
-    return {"glue-run": "fp16" if args.fp16 else "bf16", "trainer": "fp16"}
 
 
 def device_name(device: str) -> str:
@@ -204,17 +244,28 @@ def report(args, runs: dict[str, list[dict]]) -> None:
           f"torch {first['torch']} · batch {args.batch_size} · max length {args.max_seq_length} · "
           f"{args.max_train_samples or 'all'} train examples x {args.num_train_epochs:g} epoch(s) · seed {args.seed}")
     print(f"peak memory: {first['peak_memory_measure']}")
-    print(f"{'':10} {'precision':>9} {'samples/s':>10} {'wall s':>8} {'peak MiB':>9}  dev metrics")
-    for side in SIDES:
-        for f in runs[side]:
+    print(f"real tokens per training example: {first['tokens_per_example']:.1f} (the Trainer pads each to "
+          f"{args.max_seq_length}); GFLOP/s = 6 x non-embedding parameters x real tokens/s")
+    print(f"{'':13} {'precision':>9} {'samples/s':>10} {'GFLOP/s':>8} {'of matmul':>9} {'wall s':>8} {'peak MiB':>9}  "
+          "dev metrics")
+    for side, found in runs.items():
+        for f in found:
             metrics = "  ".join(f"{k} {v:.4f}" for k, v in f["metrics"].items() if v is not None)
-            print(f"{side:10} {f['precision'][side]:>9} {f['train_samples_per_second']:10.1f} "
-                  f"{f['wall_seconds']:8.1f} {f['peak_memory_bytes'] / 2**20:9.0f}  {metrics}")
-    ours, theirs = ({key: median(f[key] for f in runs[side]) for key in ("train_samples_per_second", "peak_memory_bytes")}
-                    for side in SIDES)
-    print(f"median train samples/s: glue-run {ours['train_samples_per_second']:.1f}, "
-          f"trainer {theirs['train_samples_per_second']:.1f}")
+            print(f"{side:13} {f['precision']:>9} {f['train_samples_per_second']:10.1f} {f['flops'] / 1e9:8.2f} "
+                  f"{f['flops'] / f['matmul_flops']:9.1%} {f['wall_seconds']:8.1f} "
+                  f"{f['peak_memory_bytes'] / 2**20:9.0f}  {metrics}")
+    medians = {side: {key: median(f[key] for f in found) for key in ("train_samples_per_second", "peak_memory_bytes")}
+               for side, found in runs.items()}
+    for side, m in medians.items():
+        print(f"median train samples/s {side}: {m['train_samples_per_second']:.1f}")
+    ours, theirs = medians["glue-run"], medians["trainer"]
     print(f"peak memory glue-run/trainer: {ours['peak_memory_bytes'] / max(theirs['peak_memory_bytes'], 1):.2f}")
+    if "glue-run-bf16" in medians:
+        ratio = medians["glue-run-bf16"]["train_samples_per_second"] / medians["trainer-bf16"]["train_samples_per_second"]
+        print(f"like for like, bfloat16: glue-run/trainer {ratio:.2f}")
+    if runs["glue-run"][0]["precision"] == runs["trainer"][0]["precision"]:
+        print(f"like for like, {runs['trainer'][0]['precision']} (each one's default here): glue-run/trainer "
+              f"{ours['train_samples_per_second'] / theirs['train_samples_per_second']:.2f}")
     print(f"speedup_vs_trainer={ours['train_samples_per_second'] / theirs['train_samples_per_second']:.2f}")
 
 

@@ -166,7 +166,9 @@ class RunConfig:
     device: str = option("auto", "where to run", group="hardware", choices=("auto", "cpu", "cuda"),
                          changes_result=False)
     fp16: bool = option(False, "float16 autocast with a gradient scaler (CUDA only)", group="hardware")
-    bf16: bool = option(False, "bfloat16 autocast", group="hardware")
+    bf16: bool | None = option(None, "bfloat16 autocast with float32 master weights (default: on where the processor "
+                                     "computes bfloat16 natively, a CPU with AVX512-BF16 or AMX or a CUDA GPU that "
+                                     "supports it, else float32; --no-bf16: float32)", group="hardware")
     cuda_graphs: bool = option(True, "run eagerly instead of replaying CUDA graphs per length bucket",
                                group="hardware", flags=("--no-cuda-graphs",), changes_result=False)
     output_dir: Path | None = option(None, "this run's folder (default: results/runs/<model>/<task>-seed<seed>)",
@@ -182,9 +184,10 @@ class RunConfig:
                               changes_result=False)
     overwrite: bool = option(False, "redo a run that is already done; its files are replaced once the new "
                                     "result is written", group="outputs", changes_result=False)
-    report_to: str = option("none", "also log the loss, learning rate, samples/s and dev scores to a tracker: "
-                                    "tensorboard writes <output dir>/tensorboard/", group="outputs",
-                            choices=("none", "tensorboard"), changes_result=False)
+    report_to: str = option("none", "also log the loss, learning rate, samples/s and dev scores to trackers: a comma "
+                                    "list of tensorboard (<output dir>/tensorboard/), wandb and mlflow (with the "
+                                    "settings, final metrics and files), all (those installed) or none",
+                            group="outputs", changes_result=False)
     # checkpoints: every save_steps steps, at each epoch end and on Ctrl-C/SIGTERM
     save_steps: int | None = option(None, "also save a checkpoint every N optimizer steps", group="checkpoints",
                                     minimum=1, changes_result=False)
@@ -356,7 +359,7 @@ def check_combinations(given: dict, grid=None) -> None:
     if "label_columns" in given and "label_column" in given:
         raise GlueRunnerError("--label-column names one label column and --label-columns one 0/1 column per label; "
                               "give one of them")
-    if "fp16" in given and "bf16" in given:
+    if given.get("fp16") and given.get("bf16"):
         raise GlueRunnerError("--fp16 and --bf16 exclude each other; pick one")
     adapt = [flag(k) for k in given if OPTIONS[k].group == "adaptation" and k != "adapt_lm"]
     if adapt and "adapt_lm" not in given:

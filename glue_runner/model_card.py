@@ -114,7 +114,8 @@ def body(record: dict, task: TaskSpec, data: ModelCardData, base: str) -> str:
     if threshold:  # saved in config.json as multi_label_threshold too
         chosen = f" (chosen on the {threshold['chosen_on']} split)" if threshold["chosen_on"] else ""
         lines += [f"| multi-label threshold | {threshold['value']:g}{chosen} |"]
-    lines += [f"| precision | {'fp16' if cfg['fp16'] else 'bf16' if cfg['bf16'] else 'float32'} |",
+    precision = record.get("precision") or ("fp16" if cfg["fp16"] else "bf16" if cfg["bf16"] else "float32")  # older runs
+    lines += [f"| precision | {precision} |",
               f"| training examples | {record['data']['examples'].get('train', 0)} |"]
     if record["train"]:
         lines += ["", f"Training took {record['train']['steps']} optimizer steps on {record['device']}."]

@@ -40,8 +40,10 @@ if TYPE_CHECKING:  # torch is imported where it is used: the checks before a run
 # ---- the hooks -------------------------------------------------------------
 
 class Tracker:
-    """What every tracker takes, in a `with` block: each optimizer step's StepReport and each
-    epoch's record. This one drops them: --report-to none, and every rank but 0."""
+    """What every tracker takes, in a `with` block around the whole run: each optimizer step's
+    StepReport and each epoch's record of the fine-tuning (log_step, log_epoch) and, through
+    adaptation(), of --adapt-lm's loop; then the run's record (final). This one drops them:
+    --report-to none, and every rank but 0; trackers.py's write them."""
 
     def __enter__(self) -> Tracker:
         return self
@@ -55,6 +57,13 @@ class Tracker:
     def log_epoch(self, record: dict) -> dict:
         """Returns the record, so it can sit between on_epoch_end and the scorer."""
         return record
+
+    def adaptation(self, resume_from: Path | None):
+        """What takes --adapt-lm's loop's log_step and log_epoch, counted from its own checkpoint's step."""
+        return Tracker()
+
+    def final(self, record: dict, files: list[str]) -> None:
+        """The run's record (metrics.json's) and the names of the files written beside it, once all are written."""
 
 
 def no_tracker(cfg: RunConfig, output_dir: Path, rt: Runtime, resume_from: Path | None) -> Tracker:
@@ -153,11 +162,40 @@ def run(cfg: RunConfig, console: Console, extras: Extras,
 
 def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, console: Console, say, extras: Extras,
             model: LoadedModel | None, overrides: dict) -> tuple[Outcome, LoadedModel]:
-    """data -> model -> fit (scoring the dev set each epoch) -> metrics -> results/."""
+    """data -> model -> fit (scoring the dev set each epoch) -> metrics -> results/, inside the run's tracker:
+    made before loading (a missing package fails now), it holds one tracker run for the whole run, its
+    adaptation, its fine-tuning and its results."""
     resume_from = start_or_resume(cfg, task, output_dir, rt, say)
-    tracker = extras.tracker(cfg, output_dir, rt, resume_from)  # before loading: a missing package fails now
-    # AX is predicted with its MNLI run's model, adapted there
-    adaptation = extras.before(cfg, task, output_dir, rt, console, say) if extras.before and task.train_split else None
+    with extras.tracker(cfg, output_dir, rt, resume_from) as tracker:
+        # AX is predicted with its MNLI run's model, adapted there
+        adaptation = extras.before(cfg, task, output_dir, rt, console, say, tracker) \
+            if extras.before and task.train_split else None
+        loaded, splits, tokenized = load(cfg, task, console, say, rt, extras, model, adaptation)
+        pad_id = loaded.tokenizer.pad_token_id or 0
+        say(headline(cfg, task, rt, tokenized) + extras.fit.describe(loaded.model, task, cfg))
+        with ProgressBar(console, rt) as bar:
+            scorer = DevScorer(loaded, task, splits, tokenized, cfg, rt, pad_id, say, bar)
+            stats = extras.fit.fit(loaded, scorer, tracker, bar, output_dir, resume_from)
+            evaluation = scorer.latest or scorer.evaluate()  # nothing trained (AX, zero epochs): score now
+            test_predictions = {split: scorer.predict(split) for split in task.test_splits} if cfg.do_predict else {}
+        files = prediction_files(loaded.labels, splits, evaluation.predictions, test_predictions)
+        files |= confusion_files(loaded.labels, evaluation.details.get("confusion", {}))
+        record = make_record(cfg, task, rt, splits, tokenized, evaluation, stats) | {"overrides": overrides}
+        if adaptation:
+            record["adaptation"] = {k: v for k, v in adaptation.items() if k != "identity"}  # the run's own is there
+        if rt.is_main:
+            write_results(cfg, task, output_dir, loaded, record, files, extras)
+            tracker.final(record, list(files))
+            say(metrics_table(task, results.model_name(cfg), evaluation.metrics, evaluation.details.get("threshold")))
+            for split, scores in evaluation.details.get("per_label", {}).items():
+                say(per_label_table(f"{task.name} {split}, per label", scores))
+            say(f"wrote {output_dir}", highlight=False, soft_wrap=True)  # whole, never wrapped mid-word
+    return Outcome(record, output_dir), loaded
+
+
+def load(cfg: RunConfig, task: TaskSpec, console: Console, say, rt: Runtime, extras: Extras, model: LoadedModel | None,
+         adaptation: dict | None) -> tuple[LoadedModel, dict, dict]:
+    """The model (the one given, AX's saved MNLI model, the adapted one, or cfg.model), the data and its tokens."""
     seed_everything(cfg.seed)
     stage = console.status if rt.is_main else (lambda *a, **k: nullcontext())
     # Ctrl-C while loading is heard and honoured once loading is done: a KeyboardInterrupt raised inside
@@ -175,33 +213,13 @@ def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, conso
     if stop.signum:
         raise Interrupted(stop.signum, f"stopped by {signal.Signals(stop.signum).name} while loading; nothing was "
                                        "written, and the same command starts the run again")
-    pad_id = loaded.tokenizer.pad_token_id or 0
-    say(headline(cfg, task, rt, tokenized) + extras.fit.describe(loaded.model, task, cfg))
-
-    with ProgressBar(console, rt) as bar, tracker:
-        scorer = DevScorer(loaded, task, splits, tokenized, cfg, rt, pad_id, say, bar)
-        stats = extras.fit.fit(loaded, scorer, tracker, bar, output_dir, resume_from)
-        evaluation = scorer.latest or scorer.evaluate()  # nothing trained (AX, zero epochs): score now
-        test_predictions = {split: scorer.predict(split) for split in task.test_splits} if cfg.do_predict else {}
-    files = prediction_files(loaded.labels, splits, evaluation.predictions, test_predictions)
-    files |= confusion_files(loaded.labels, evaluation.details.get("confusion", {}))
-    record = make_record(cfg, task, rt, splits, tokenized, evaluation, stats) | {"overrides": overrides}
-    if adaptation:
-        record["adaptation"] = {k: v for k, v in adaptation.items() if k != "identity"}  # the run's own is there
-    if rt.is_main:
-        write_results(cfg, task, output_dir, loaded, record, files, extras)
-        say(metrics_table(task, results.model_name(cfg), evaluation.metrics, evaluation.details.get("threshold")))
-        for split, scores in evaluation.details.get("per_label", {}).items():
-            say(per_label_table(f"{task.name} {split}, per label", scores))
-        say(f"wrote {output_dir}", highlight=False, soft_wrap=True)  # whole, never wrapped mid-word
-    return Outcome(record, output_dir), loaded
+    return loaded, splits, tokenized
 
 
 def headline(cfg: RunConfig, task: TaskSpec, rt: Runtime, tokenized: dict) -> str:
     """The run's first line: what trains on what, where (the fit's own words follow it)."""
     return (f"[bold]{task.name}[/] · {results.model_name(cfg)} · seed {cfg.seed} · {rt.device}"
-            f"{' x' + str(rt.world_size) if rt.distributed else ''}"
-            f"{' · ' + str(rt.amp_dtype).removeprefix('torch.') if rt.amp_dtype else ''} · "
+            f"{' x' + str(rt.world_size) if rt.distributed else ''} · {precision(rt)} · "
             + ", ".join(f"{n} {len(d)}" for n, d in tokenized.items()))
 
 
@@ -310,10 +328,16 @@ def make_record(cfg: RunConfig, task: TaskSpec, rt: Runtime, splits: dict, token
                  "available": {n: s.available for n, s in splits.items()},  # before --max-*-samples
                  "skipped_rows": {n: s.skipped for n, s in splits.items() if s.skipped}},
         "device": device_description(rt),
+        "precision": precision(rt),
         "config": cfg.to_json(),
         "versions": library_versions(),
         **({"details": evaluation.details} if evaluation.details else {}),
     }
+
+
+def precision(rt: Runtime) -> str:
+    """What the run computed in: float32, or autocast to bfloat16 or float16 (float32 master weights)."""
+    return str(rt.amp_dtype).removeprefix("torch.") if rt.amp_dtype else "float32"
 
 
 def device_description(rt: Runtime) -> str:

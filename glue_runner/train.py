@@ -84,8 +84,19 @@ def setup_runtime(cfg: RunConfig) -> Runtime:
         device = torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    amp_dtype = torch.float16 if cfg.fp16 else torch.bfloat16 if cfg.bf16 else None
+    bf16 = cfg.bf16 if cfg.bf16 is not None else native_bf16(device)
+    amp_dtype = torch.float16 if cfg.fp16 else torch.bfloat16 if bf16 else None
     return Runtime(device, rank, world_size, amp_dtype)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether the processor computes bfloat16 natively, as torch sees it: a CUDA GPU that supports it, or a
+    CPU with AVX512-BF16 or AMX tiles (elsewhere oneDNN emulates bfloat16, slower than float32)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 def seed_everything(seed: int) -> None:
