@@ -28,7 +28,8 @@ from .config import FIELDS, RunConfig, converter, flag, option_of, value_type
 from .data import task_for
 from .errors import GlueRunnerError, Interrupted
 from .results import check_writable
-from .session import check_sweep, configs_from_args, parse_list, quiet_libraries, run_all, without_unreachable
+from .session import (check_sweep, configs_from_args, parse_list, parse_shard, quiet_libraries, run_all,
+                      without_unreachable)
 
 
 SUBCOMMAND_HELP = """other commands (each has its own --help):
@@ -91,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a bound the sweep must meet (also >, <=, <; a comma list, or repeat the flag) on a dev "
                             "metric as metrics.json records it (0 to 1), mean over the seeds; with --grid, of the "
                             "task's selected point. Checked after the sweep: exit 3 if any is missed (2 is bad input)")
+    sweep.add_argument("--shard", metavar="I/N",
+                       help="run only the I-th of every N runs of the sweep's order (from 0; AX goes with its MNLI "
+                            "run): N workers, each with its own I, split a sweep without overlap, e.g. a Slurm array "
+                            "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT. Without it, workers started on the "
+                            "same sweep share it run by run")
     sweep.add_argument("--expect-file", type=Path, metavar="FILE",
                        help="--expect's bounds from a file, one a line (or a comma list); # starts a comment")
     return p
@@ -119,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"argument {flag(name)}: expected one argument")
     try:
         grid = sweeps.parse_grid(args) if args.grid else None
+        shard = parse_shard(args.shard) if args.shard else None
         configs = configs_from_args(args, grid)  # a bad flag value is said here, before anything loads
         bounds = sweeps.parse_bounds(args.expect, args.expect_file, [task_for(c) for c in configs]) \
             if args.expect or args.expect_file else []
@@ -126,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.smoke and args.task.strip().lower() == "all":  # a task asked for by name is never left out
             configs = without_unreachable(configs, console)
         quiet_libraries()
-        outcomes = run_all(configs, console, grid)
-        if bounds and not sweeps.check_expected(bounds, sweeps.chosen_runs(configs, outcomes, grid), console):
+        outcomes = run_all(configs, console, grid, shard)
+        if bounds and outcomes is None:
+            console.print("--expect is checked by the shard that finishes the sweep's last run", highlight=False)
+        elif bounds and not sweeps.check_expected(bounds, sweeps.chosen_runs(configs, outcomes, grid), console):
             return EXPECTATION_MISSED
     except GlueRunnerError as e:
         return report_error(e, console)

@@ -206,13 +206,17 @@ def check_not_in_use(folder: Path) -> None:
             pass
 
 
-def in_use(folder: Path) -> GlueRunnerError:
+class InUse(GlueRunnerError):
+    """The run's folder is held by another glue-run: an error for one run, the next run's turn in a sweep."""
+
+
+def in_use(folder: Path) -> InUse:
     try:
         who = (folder / OWNER).read_text(encoding="utf-8")
     except OSError:
         who = "a process that did not say which"
-    return GlueRunnerError(f"{folder} is in use by another glue-run ({who}); wait for it to finish, or give this run "
-                           "another --output-dir or --results-dir")
+    return InUse(f"{folder} is in use by another glue-run ({who}); wait for it to finish, or give this run "
+                 "another --output-dir or --results-dir")
 
 
 def write_model(folder: Path, model, tokenizer, files: dict[str, str], state_dict: dict | None = None) -> None:

@@ -141,9 +141,7 @@ def run(cfg: RunConfig, console: Console, extras: Extras,
     already done is found so without holding its folder (its metrics.json is renamed into place
     whole), so glue-runs that skip it at the same moment do not take each other for a run in progress."""
     task, overrides = data.task_for(cfg), cfg.overrides()
-    cfg = cfg.resolved(task.recipe)
-    if not task.train_split:
-        cfg = replace(cfg, do_predict=True)  # a test-only task (AX) exists to be predicted
+    cfg = settled(cfg, task)
     rt = setup_runtime(cfg)
     # soft_wrap: a line longer than the terminal is left for it to fold, so paths stay whole for copying
     say = partial(console.print, soft_wrap=True) if rt.is_main else (lambda *a, **k: None)
@@ -158,6 +156,20 @@ def run(cfg: RunConfig, console: Console, extras: Extras,
         f"({', '.join(f'{k} {v:.4f}' for k, v in plan.done['metrics'].items() if v is not None)}); "
         "--overwrite redoes it", highlight=False, soft_wrap=True)
     return Outcome(plan.done, folder), None
+
+
+def settled(cfg: RunConfig, task: TaskSpec) -> RunConfig:
+    """The settings a run of `task` runs with: the recipe's where no flag set them; a test-only task (AX)
+    exists to be predicted."""
+    cfg = cfg.resolved(task.recipe)
+    return cfg if task.train_split else replace(cfg, do_predict=True)
+
+
+def finished(cfg: RunConfig) -> Outcome | None:
+    """The run's outcome if a run of its identity is done (by this glue-run or another), else None."""
+    task = data.task_for(cfg)
+    plan = results.plan(settled(cfg, task), task.name)
+    return Outcome(plan.done, plan.folder) if plan.done else None
 
 
 def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, console: Console, say, extras: Extras,

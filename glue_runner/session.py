@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import json
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from .config import FIELDS, MODEL_ALIASES, OPTIONS, OWN_DATA, SMOKE, RunConfig, 
 from .errors import GlueRunnerError
 from .layers import LayerSchedule
 from .probe import Probe
-from .run import Extras, FineTune, Outcome, no_tracker, run
+from .run import Extras, FineTune, Outcome, finished, no_tracker, run
 from .tasks import check_metrics, get_task, glue_tasks
 from .train import AllLayers, device_type
 
@@ -158,7 +159,8 @@ def check_sweep(configs: list[RunConfig], console: Console) -> None:
             data.check_test_data(task, resolved)
         plan = results.plan(resolved, task.name)
         if not plan.done or cfg.overwrite:  # a finished run is only read: another glue-run in it is no matter
-            results.check_not_in_use(plan.folder)
+            if len(configs) == 1:  # in a sweep, a run another worker holds is left for later
+                results.check_not_in_use(plan.folder)
             results.check_writable(cfg.results_dir, "--results-dir")  # its tables are rewritten when the run ends
         if cfg.cache_dir:  # tokenized data is written there once the model has loaded
             results.check_writable(cfg.cache_dir, "--cache-dir")
@@ -242,26 +244,105 @@ def extras_for(cfg: RunConfig) -> Extras:
                   before=adapt.adapt_first if cfg.adapt_lm else None)
 
 
-def run_all(configs: list[RunConfig], console: Console, grid: sweeps.Grid | None = None) -> list[Outcome]:
-    """Run each config in turn. Each model is freed when its run ends, but for an MNLI
-    model that a later AX run of the same seed and settings predicts with, kept until then.
-    grid: the sweeps.Grid the configs span, if any."""
+POLL_SECONDS = 2.0  # a worker left with only runs other workers hold looks again this often
+
+
+def run_all(configs: list[RunConfig], console: Console, grid: sweeps.Grid | None = None,
+            shard: tuple[int, int] | None = None) -> list[Outcome] | None:
+    """Run each config in turn (with --shard i/N, only the i-th of every N units, a unit being a run and the
+    AX runs its model predicts). Each model is freed when its run ends, but an MNLI model that a later AX
+    run of the same seed and settings predicts with is kept until then. In a sweep, a run that another
+    glue-run holds is left for later: several workers started on one sweep each take the next run that
+    is neither finished nor held, and each ends when every run is finished, waiting for those others
+    hold or taking one whose worker died (it resumes from its checkpoint). Returns every run's outcome,
+    or None when other shards' runs are not all finished yet. grid: the sweeps.Grid the configs span."""
     check_metrics([data.task_for(cfg) for cfg in configs])
-    outcomes, kept = [], {}
-    for i, cfg in enumerate(configs):
-        task = data.task_for(cfg)
-        outcome, loaded = run(cfg, console, extras_for(cfg), model=kept.pop(model_key(cfg, task.predict_with), None))
-        key = model_key(cfg, task.name)
-        if loaded and any(data.task_for(c).predict_with == task.name and model_key(c, task.name) == key
-                          for c in configs[i + 1:]):
-            kept[key] = loaded
-        del loaded
-        outcomes.append(outcome)
+    mine = shard_of(configs, shard) if shard else list(range(len(configs)))
+    outcomes = work(configs, mine, console, shared=len(configs) > 1)
+    if shard:
+        others = {i: finished(configs[i]) for i in range(len(configs)) if i not in outcomes}
+        if not all(others.values()):
+            console.print(f"shard {shard[0]}/{shard[1]}: its {len(mine)} run(s) finished; "
+                          f"{sum(1 for o in others.values() if not o)} of the sweep's {len(configs)} are not yet, so "
+                          "the shard that finishes last writes the sweep's leaderboard, grid report and submission",
+                          highlight=False, soft_wrap=True)
+            return None
+        outcomes |= others
+    ordered = [outcomes[i] for i in range(len(configs))]
     if len(configs) > 1 or grid:
-        after_several_runs(configs, outcomes, console, grid)  # the leaderboard names the unreadable run files
+        after_several_runs(configs, ordered, console, grid)  # the leaderboard names the unreadable run files
     else:
         warn_unreadable(configs[0].results_dir, console)
+    return ordered
+
+
+def work(configs: list[RunConfig], mine: list[int], console: Console, shared: bool) -> dict[int, Outcome]:
+    """Runs configs[i] for each i in mine, in order, each once: one that another glue-run holds (shared: a
+    sweep several workers run) waits for a later pass, and so does an AX run whose MNLI run is not finished."""
+    outcomes, kept, held = {}, {}, set()
+    while len(outcomes) < len(mine):
+        progressed = False
+        for i in mine:
+            cfg, task = configs[i], data.task_for(configs[i])
+            if i in outcomes or source_pending(i, configs, mine, outcomes):
+                continue
+            try:
+                outcome, loaded = run(cfg, console, extras_for(cfg), model=kept.get(model_key(cfg, task.predict_with)))
+            except results.InUse:
+                if not shared:
+                    raise
+                if i not in held:
+                    console.print(f"{task.name} seed {cfg.seed}: another glue-run holds it; on to the next run",
+                                  highlight=False)
+                    held.add(i)
+                continue
+            kept.pop(model_key(cfg, task.predict_with), None)
+            key = model_key(cfg, task.name)
+            if loaded and any(data.task_for(configs[j]).predict_with == task.name and model_key(configs[j], task.name)
+                              == key for j in mine if j > i):
+                kept[key] = loaded
+            del loaded
+            outcomes[i], progressed = outcome, True
+        if not progressed:
+            if held:
+                console.print(f"waiting for {len(mine) - len(outcomes)} run(s) other glue-runs hold", highlight=False)
+                held.clear()  # said again only once something changed
+            time.sleep(POLL_SECONDS)
     return outcomes
+
+
+def source_pending(i: int, configs: list[RunConfig], mine: list[int], outcomes: dict) -> bool:
+    """Whether configs[i] is an AX run whose MNLI run, also this worker's to run, is not finished yet."""
+    source = data.task_for(configs[i]).predict_with
+    return bool(source) and any(j not in outcomes and data.task_for(configs[j]).name == source and
+                                model_key(configs[j], source) == model_key(configs[i], source) for j in mine)
+
+
+def shard_of(configs: list[RunConfig], shard: tuple[int, int]) -> list[int]:
+    """--shard i/N: the indices of every N-th unit of the sweep's order from the i-th on; a unit is a run
+    with the AX runs that its model predicts, which come right after it."""
+    units = []
+    for i, cfg in enumerate(configs):
+        source = data.task_for(cfg).predict_with
+        if source and units and any(model_key(configs[j], source) == model_key(cfg, source) for j in units[-1]):
+            units[-1].append(i)
+        else:
+            units.append([i])
+    index, count = shard
+    return [i for unit in units[index::count] for i in unit]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """--shard i/N: 0 <= i < N (a Slurm array: --array=0-<N-1>, --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise GlueRunnerError(f"--shard {text}: give it as i/N, this worker's number i from 0 and the number of "
+                              "workers N, e.g. --shard 0/4") from None
+    if not 0 <= index < count:
+        raise GlueRunnerError(f"--shard {text}: i must be at least 0 and less than N ({count}); a Slurm array "
+                              "numbered from 0 (--array=0-N-1) gives --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")
+    return index, count
 
 
 def model_key(cfg: RunConfig, task: str | None) -> str:
