@@ -417,7 +417,7 @@ def flag_census(c: Census, examples: int, real_runs: int, work: Path, model: Pat
     replace = {str(root): "ROOT", str(model): "MODEL", str(glue): "GLUE", str(cache): "CACHE"}
     started = {}
 
-    def stub(configs, console, grid=None):
+    def stub(configs, console, grid=None, shard=None):
         started["configs"] = configs
         return []
 

@@ -255,7 +255,7 @@ def test_bad_adaptation_input_is_one_line_before_anything_loads(run_cli, tmp_pat
 
 def test_ax_is_adapted_through_its_mnli_run(run_cli, monkeypatch):
     planned = []
-    monkeypatch.setattr(cli, "run_all", lambda configs, console, grid: planned.extend(configs) or [])
+    monkeypatch.setattr(cli, "run_all", lambda configs, console, grid, shard: planned.extend(configs) or [])
     assert run_cli("--task", "mnli,ax", "--adapt-lm", "task") == 0  # the MNLI run adapts; AX uses its model
     assert [(c.task, c.adapt_lm) for c in planned] == [("mnli", "task"), ("ax", "task")]
 
