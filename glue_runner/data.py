@@ -356,8 +356,9 @@ def cache_folder(cache_dir: Path | None) -> Path:
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    # The serialized tokenizer, less its truncation/padding state, which calling it changes.
+    # The serialized tokenizer, less its truncation/padding state, which calling it changes, and what it
+    # returns: two tokenizers of one vocabulary differ in whether they make token types (BERT's, RoBERTa's).
     state = json.loads(tokenizer.backend_tokenizer.to_str())
     state.pop("truncation", None)
     state.pop("padding", None)
-    return f"{type(tokenizer).__name__}|{json.dumps(state, sort_keys=True)}"
+    return f"{type(tokenizer).__name__}|{list(tokenizer.model_input_names)}|{json.dumps(state, sort_keys=True)}"

@@ -151,6 +151,8 @@ def load_model(task: TaskSpec, cfg: RunConfig, say=lambda *a, **k: None, check=l
     # the loss: MSE, BCE per label, or cross-entropy; said even for the default, so a checkpoint made
     # for another kind of task (a multi-label head trained further on classes) does not keep its own
     kwargs["problem_type"] = PROBLEM_TYPES[task.problem_type]
+    from safetensors import SafetensorError
+
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             cfg.model, dtype=torch.float32,  # float32 master weights, whatever the checkpoint stores
@@ -158,6 +160,9 @@ def load_model(task: TaskSpec, cfg: RunConfig, say=lambda *a, **k: None, check=l
     except (OSError, ValueError, RuntimeError) as e:
         raise GlueRunnerError(f"could not load model '{cfg.model}' for {task.name}: {str(e).splitlines()[0]}"
                               f"{load_hint(e, cfg)}") from None
+    except SafetensorError as e:  # a weights file cut short: an interrupted download or copy
+        raise GlueRunnerError(f"could not load model '{cfg.model}': its weights file (model.safetensors) is damaged "
+                              f"or cut short ({e}); download or copy it again") from None
     except pickle.UnpicklingError:
         # transformers reads .bin weights with torch.load(weights_only=True): this file holds more than tensors
         raise GlueRunnerError(
@@ -205,6 +210,25 @@ def load_hint(error: Exception, cfg: RunConfig) -> str:
             hint += ", and " + OFFLINE_DATA.removeprefix("without internet, ")
         return f"{hint}; {TRY_OFFLINE}"
     return ""
+
+
+def check_inputs(loaded: LoadedModel, task: TaskSpec, tokenized: dict) -> dict:
+    """The tokenized splits with only the inputs the model takes: no token types for a model whose forward
+    takes none (DistilBERT's), and a token type the model has no embedding for (a tokenizer that makes
+    two types for a model pretrained with one) refused before training, not as an IndexError inside it."""
+    import inspect
+
+    if "token_type_ids" not in inspect.signature(loaded.model.forward).parameters:
+        return {name: d.remove_columns([c for c in d.column_names if c == "token_type_ids"])
+                for name, d in tokenized.items()}
+    # the types depend only on how many texts an example has: one example tells them all
+    highest = max(loaded.tokenizer(*["a"] * len(task.text_fields)).get("token_type_ids") or [0])
+    types = getattr(loaded.model.config, "type_vocab_size", None)
+    if types is not None and highest >= types:
+        raise GlueRunnerError(f"the tokenizer makes token type {highest} but '{loaded.model.name_or_path}' has "
+                              f"{types} (its type_vocab_size); give the model its own tokenizer (one pretrained "
+                              "with a single type leaves token_type_ids out of its model_input_names)")
+    return tokenized
 
 
 def check_length(task: TaskSpec, cfg: RunConfig, tokenizer, limit: int | None) -> None:

@@ -27,7 +27,7 @@ from . import data, results
 from .config import RunConfig
 from .display import ProgressBar, each, metrics_table, per_label_table, warning
 from .errors import Interrupted
-from .model import LoadedModel, load_model, save_model
+from .model import LoadedModel, check_inputs, load_model, save_model
 from .scoring import Evaluation, confusion_files, prediction_files, score
 from .tasks import TaskSpec, get_task
 from .train import (AllLayers, Runtime, StepReport, StopRequest, TrainStats, predict, seed_everything, setup_runtime,
@@ -221,7 +221,8 @@ def load(cfg: RunConfig, task: TaskSpec, console: Console, say, rt: Runtime, ext
         if cfg.do_predict:
             data.check_test_data(task, cfg)
         with stage(f"tokenizing {task.name}"):
-            tokenized = data.tokenize(splits, task, loaded.tokenizer, cfg.max_seq_length, cfg.cache_dir)
+            tokenized = check_inputs(loaded, task, data.tokenize(splits, task, loaded.tokenizer, cfg.max_seq_length,
+                                                                 cfg.cache_dir))
     if stop.signum:
         raise Interrupted(stop.signum, f"stopped by {signal.Signals(stop.signum).name} while loading; nothing was "
                                        "written, and the same command starts the run again")
