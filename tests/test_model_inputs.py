@@ -4,8 +4,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 
 def single_type_model(tiny_bert: Path, folder: Path, *, tokenizer_types: bool) -> Path:
     """A RoBERTa-style checkpoint of the tiny BERT's vocabulary: one token type; its tokenizer makes
