@@ -84,3 +84,12 @@ def test_a_local_folder_called_minilm_is_that_folder(tmp_path, monkeypatch):
 def test_each_bundled_task_smokes_with_the_tiny_model(run_cli, tmp_path, task):
     assert run_cli("--task", task, "--smoke", *FAST, data=False) == 0
     assert set(records(tmp_path / "results")) == {task}
+
+
+def test_ax_smokes_on_its_bundled_file_with_an_mnli_model(run_cli, tmp_path):
+    assert run_cli("--task", "mnli", *FAST, "--num-train-epochs", "1", "--max-train-samples", "16", "--save-model",
+                   "--output-dir", "mnli") == 0  # the fixture GLUE folder
+    assert run_cli("--task", "ax", "--smoke", "--model", "mnli/model", data=False, model=False) == 0
+    record = records(tmp_path / "results")["ax"]
+    assert record["data"]["source"]["test"] == str(SMOKE_DATA / "diagnostic" / "diagnostic.tsv")
+    assert record["data"]["examples"]["test"] == 256

@@ -51,9 +51,9 @@ def test_workers_on_one_sweep_finish_every_run_exactly_once(tmp_path, tiny_bert,
 
 
 def test_a_killed_workers_run_is_resumed_by_another(tmp_path, tiny_bert, glue_dir):
-    slow = [*SWEEP[:-2], "--max-train-samples", "48", "--batch-size", "1", "--save-steps", "1"]
+    slow = ["--task", "rte,wnli", *FAST[:-2], "--max-train-samples", "48", "--batch-size", "1", "--save-steps", "1"]
     first = worker(tmp_path, tiny_bert, glue_dir, *slow)
-    folder = tmp_path / "results" / "runs" / "tiny-bert" / "rte-seed1"
+    folder = tmp_path / "results" / "runs" / "tiny-bert" / "rte-seed42"
     deadline = time.monotonic() + 300
     while not results.list_checkpoints(folder):
         assert first.poll() is None and time.monotonic() < deadline, "the first worker made no checkpoint"
@@ -62,8 +62,8 @@ def test_a_killed_workers_run_is_resumed_by_another(tmp_path, tiny_bert, glue_di
     first.wait()
     assert not (folder / "metrics.json").exists()
     [output] = finish([worker(tmp_path, tiny_bert, glue_dir, *slow)])
-    assert "resuming from results/runs/tiny-bert/rte-seed1/checkpoint-" in output
-    assert len(list((tmp_path / "results" / "runs").rglob("metrics.json"))) == 4
+    assert "resuming from results/runs/tiny-bert/rte-seed42/checkpoint-" in output
+    assert len(list((tmp_path / "results" / "runs").rglob("metrics.json"))) == 2
 
 
 def configs(*argv: str):
