@@ -142,7 +142,7 @@ def check_sweep(configs: list[RunConfig], console: Console) -> None:
     the trackers it reports to are known and installed, the device it asks for is there, its data files
     are there, its folder (and --cache-dir) can be written and is not in use by another glue-run, your
     own files' labels fit the task, and the Hub answers if it is needed. Says which runs are already done."""
-    for report_to in {cfg.report_to for cfg in configs}:  # known names, installed packages
+    for report_to in {cfg.report_to for cfg in configs} - {"none"}:  # known names, installed packages
         trackers.check_installed(report_to)
     # only these can ask for a GPU that is not there (device_type loads torch, to look)
     if any(cfg.device == "cuda" or cfg.fp16 for cfg in configs):
