@@ -297,10 +297,8 @@ def work(configs: list[RunConfig], mine: list[int], console: Console, shared: bo
                     held.add(i)
                 continue
             kept.pop(model_key(cfg, task.predict_with), None)
-            key = model_key(cfg, task.name)
-            if loaded and any(data.task_for(configs[j]).predict_with == task.name and model_key(configs[j], task.name)
-                              == key for j in mine if j > i):
-                kept[key] = loaded
+            if loaded and any(predicted_with(cfg, configs[j]) for j in mine if j > i):
+                kept[model_key(cfg, task.name)] = loaded
             del loaded
             outcomes[i], progressed = outcome, True
         if not progressed:
@@ -311,11 +309,16 @@ def work(configs: list[RunConfig], mine: list[int], console: Console, shared: bo
     return outcomes
 
 
+def predicted_with(source: RunConfig, cfg: RunConfig) -> bool:
+    """Whether cfg's run (AX) is predicted with the model of source's run: its MNLI run, of the same seed
+    and every other setting."""
+    task = data.task_for(cfg).predict_with
+    return bool(task) and data.task_for(source).name == task and model_key(source, task) == model_key(cfg, task)
+
+
 def source_pending(i: int, configs: list[RunConfig], mine: list[int], outcomes: dict) -> bool:
     """Whether configs[i] is an AX run whose MNLI run, also this worker's to run, is not finished yet."""
-    source = data.task_for(configs[i]).predict_with
-    return bool(source) and any(j not in outcomes and data.task_for(configs[j]).name == source and
-                                model_key(configs[j], source) == model_key(configs[i], source) for j in mine)
+    return any(j not in outcomes and predicted_with(configs[j], configs[i]) for j in mine)
 
 
 def shard_of(configs: list[RunConfig], shard: tuple[int, int]) -> list[int]:
@@ -323,8 +326,7 @@ def shard_of(configs: list[RunConfig], shard: tuple[int, int]) -> list[int]:
     with the AX runs that its model predicts, which come right after it."""
     units = []
     for i, cfg in enumerate(configs):
-        source = data.task_for(cfg).predict_with
-        if source and units and any(model_key(configs[j], source) == model_key(cfg, source) for j in units[-1]):
+        if units and any(predicted_with(configs[j], cfg) for j in units[-1]):
             units[-1].append(i)
         else:
             units.append([i])
@@ -333,7 +335,8 @@ def shard_of(configs: list[RunConfig], shard: tuple[int, int]) -> list[int]:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """--shard i/N: 0 <= i < N (a Slurm array: --array=0-<N-1>, --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)."""
+    """--shard i/N, 0 <= i < N (a Slurm array: --array=0-<N-1>,
+    --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)."""
     try:
         index, count = (int(part) for part in text.split("/"))
     except ValueError:
