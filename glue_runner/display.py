@@ -7,6 +7,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .config import RunConfig
+from .scoring import BASELINE_MARGIN, Baseline
 from .tasks import TaskSpec
 from .train import Runtime, StepReport
 
@@ -63,17 +65,42 @@ def each(*callbacks):
     return call
 
 
-def metrics_table(task: TaskSpec, name: str, metrics: dict, threshold: dict | None = None):
-    caption = None
+def metrics_table(task: TaskSpec, name: str, metrics: dict, threshold: dict | None = None,
+                  trivial: Baseline | None = None):
+    """The run's scores, each beside what the trivial predictor (named under the table) scores."""
+    captions = []
     if threshold:
-        caption = f"multi-label threshold {threshold['value']:g}" + (
-            f", chosen on {threshold['chosen_on']} (so these scores are optimistic)" if threshold["chosen_on"] else "")
-    table = Table(title=f"{task.name} · {name}", caption=caption)
+        captions.append(f"multi-label threshold {threshold['value']:g}" + (
+            f", chosen on {threshold['chosen_on']} (so these scores are optimistic)" if threshold["chosen_on"] else ""))
+    if trivial:
+        captions.append(f"baseline: {trivial.predictor}")
+    table = Table(title=f"{task.name} · {name}", caption="\n".join(captions) or None)
     table.add_column("metric")
     table.add_column("value", justify="right")
+    if trivial:
+        table.add_column("baseline", justify="right")
     for key, value in metrics.items():
-        table.add_row(key, "–" if value is None else f"{value:.4f}")
+        base = [_score(trivial.metrics.get(key))] if trivial else []
+        table.add_row(key, _score(value), *base)
     return table
+
+
+def _score(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def baseline_warning(task: TaskSpec, cfg: RunConfig, trivial: Baseline, metrics: dict) -> str:
+    """The plain words for a run whose main score does not beat the trivial predictor's."""
+    splits = []
+    for split in trivial.not_beaten(metrics):
+        ours, base = trivial.main_scores(metrics, split)
+        splits.append(f"{split} {'–' if ours is None else f'{ours:.4f}'} against {base:.4f}")
+    lr = f"--learning-rate {cfg.learning_rate:g}" if cfg.learning_rate else "the learning rate"
+    return (f"[yellow]{task.name}: this model learned nothing usable: its score is no better (by more than "
+            f"{BASELINE_MARGIN}) than predicting {trivial.predictor} ({'; '.join(splits)}; the mean of "
+            f"{', '.join(task.metrics)}). What usually helps: another learning rate ({lr} now; small models and "
+            "small data often need 1e-4 or more), more --num-train-epochs, or --probe as a quick check that the "
+            "encoder's features carry the labels at all.[/]")
 
 
 def per_label_table(title: str, scores: dict):

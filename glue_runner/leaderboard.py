@@ -47,8 +47,10 @@ def scored_tasks() -> set[str]:
 
 @dataclass
 class Cell:
-    """One model on one column: per seed, metric -> value (x100)."""
+    """One model on one column: per seed, metric -> value (x100); how many of those seeds' runs scored
+    no better than the trivial predictor (the most frequent training label)."""
     per_seed: list[dict[str, float]]
+    not_beaten: int = 0
 
     def values(self, metric: str) -> list[float]:
         return [s[metric] for s in self.per_seed if metric in s]
@@ -214,17 +216,19 @@ def rows_from_runs(runs: list[dict], columns: list[Column]) -> list[Row]:
     for name, model_runs in by_row(runs).items():
         cells = {}
         for column in columns:
-            per_seed = []
+            per_seed, not_beaten = [], 0
             for run in sorted(model_runs, key=lambda r: r.get("seed") or 0):
                 if run["task"] != column.task:
                     continue
                 values = metric_values(run, column)
                 if values:
                     per_seed.append(values)
+                    not_beaten += tables.NOT_BEATEN in tables.run_notes(run)
             if per_seed:
-                cells[column.name] = Cell(per_seed)
+                cells[column.name] = Cell(per_seed, not_beaten)
         seeds = tuple(sorted({r["seed"] for r in model_runs if r.get("seed") is not None}))
-        notes = sorted({note for r in model_runs for note in tables.run_notes(r)})
+        # the cells say which runs did not beat their baseline; the row's notes, what holds for its runs
+        notes = sorted({note for r in model_runs for note in tables.run_notes(r) if note != tables.NOT_BEATEN})
         rows.append(Row(name, cells, seeds, note="; ".join(notes)))
     return rows
 
@@ -272,6 +276,10 @@ def build(results_dir: Path, models: list[str] | None = None, tasks: list[str] |
 
 # ---- showing it ----------------------------------------------------------------
 
+# after a cell with a seed no better than its baseline; the footnote says what it means
+NOT_BEATEN_MARK = "†"
+
+
 def format_cell(cell: Cell | None, column: Column) -> str:
     if cell is None:
         return "–"
@@ -281,7 +289,7 @@ def format_cell(cell: Cell | None, column: Column) -> str:
     for metric in column.metrics:
         mean, std = cell.mean(metric), cell.std(metric)
         parts.append("–" if mean is None else f"{mean:.1f}" + (f" ± {std:.1f}" if std is not None else ""))
-    return "/".join(parts)
+    return "/".join(parts) + (f" {NOT_BEATEN_MARK}" if cell.not_beaten else "")
 
 
 def format_score(row: Row, columns: list[Column]) -> str:
@@ -306,6 +314,10 @@ def footnotes(board: Board) -> list[str]:
     """What the table leaves out, and why."""
     notes = [f"{board.own_data_runs} run(s) on your own data or tasks are not GLUE scores and are left out of "
              "these columns; runs.md lists them."] if board.own_data_runs else []
+    if any(cell.not_beaten for row in board.rows for cell in row.cells.values()):
+        notes.append(f"{NOT_BEATEN_MARK}: at least one seed there scored no better than predicting the most frequent "
+                     "training label for every example (its metrics.json's \"baseline\"): that run learned nothing "
+                     "usable.")
     return notes + [f"Unreadable: {u.warning()}" for u in board.unreadable]
 
 
@@ -371,8 +383,7 @@ def rich_table(board: Board):
     keep = [i for i in range(len(header)) if i < 2 or any(row[i] not in ("–", "") for row in rows)]
     empty = [header[i] for i in range(len(header) - 1) if i not in keep]
     caption = [f"no numbers yet: {', '.join(empty)}"] if empty else []
-    if board.own_data_runs:
-        caption.append(footnotes(board)[0])
+    caption += [note for note in footnotes(board) if not note.startswith("Unreadable")]
     out = Table(title="GLUE leaderboard (dev sets, x100, mean ± std over seeds)",
                 caption="\n".join(caption) or None)
     for i in keep:

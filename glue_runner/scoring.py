@@ -14,6 +14,67 @@ from .model import Labels
 from .tasks import TaskSpec
 
 
+# A score within this of the trivial predictor's (on a 0-1 scale) is no evidence of learning:
+# a few dev examples flipping either way move a score that much.
+BASELINE_MARGIN = 0.01
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a predictor that learned nothing but the training labels scores on each dev split: the most
+    frequent training label for every example (multi-label: each label's own majority; regression: the
+    training mean), under the task's metrics. A constant has no correlation, so its Pearson and Spearman
+    are their chance level, 0."""
+    predictor: str  # in words: the table's caption, metrics.json
+    metrics: dict  # flat name -> value, as Evaluation.metrics
+    splits: dict  # split -> the names in `metrics` that score it, combined_score aside
+
+    def main_scores(self, metrics: dict, split: str) -> tuple[float | None, float]:
+        """(the run's, the baseline's) main score on `split`: the mean of its metrics, as a GLUE column
+        scores them."""
+        ours = [metrics.get(name) for name in self.splits[split]]
+        return (None if None in ours else float(np.mean(ours)),
+                float(np.mean([self.metrics[name] for name in self.splits[split]])))
+
+    def not_beaten(self, metrics: dict) -> list[str]:
+        """The splits whose main score is not above the baseline's by more than BASELINE_MARGIN."""
+        return [split for split in self.splits
+                if (lambda ours, base: ours is None or ours <= base + BASELINE_MARGIN)(*self.main_scores(metrics, split))]
+
+
+def baseline(task: TaskSpec, labels: Labels, train_labels, splits: dict) -> Baseline | None:
+    """The trivial predictor's scores on the dev splits in `splits`, from the training labels (in the
+    task's order); None without training labels (AX)."""
+    if train_labels is None or not len(train_labels):
+        return None
+    train_labels = np.asarray(train_labels)
+    if labels.regression:
+        constant, predictor = float(train_labels.mean()), f"the training mean ({train_labels.mean():.3f}) for every example"
+    elif labels.multi_label:
+        constant = (train_labels.mean(axis=0) > 0.5).astype(np.int64)
+        on = [name for name, bit in zip(labels.names, constant) if bit]
+        predictor = f"each label's training majority for every example ({', '.join(on) or 'no label'})"
+    else:
+        counts = np.bincount(train_labels.astype(np.int64), minlength=len(labels.names))
+        constant = int(counts.argmax())
+        predictor = (f"the most frequent training label for every example ({labels.names[constant]!r}, "
+                     f"{counts[constant] / counts.sum():.0%} of training)")
+    result, names = {}, {}
+    for split in task.eval_splits:
+        if split not in splits:
+            continue
+        references = np.asarray(splits[split].dataset["label"])
+        predictions = np.repeat(np.asarray(constant)[None], len(references), axis=0)
+        if labels.multi_label:
+            references = references.astype(np.int64)
+        suffix = task.splits[split].metric_suffix
+        scores = {k + suffix: 0.0 if v is None or not np.isfinite(v) else round(v, 6)
+                  for k, v in compute_metrics(task.metrics, predictions, references).items()}
+        result.update(scores)
+        names[split] = tuple(k for k in scores if k != "combined_score" + suffix)
+    return Baseline(predictor, result, names) if result else None
+
+
 @dataclass
 class Evaluation:
     """One scoring of the dev split(s)."""
