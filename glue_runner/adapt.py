@@ -107,7 +107,7 @@ def load_texts(task: TaskSpec, cfg: RunConfig, tokenizer, say) -> tuple[datasets
     if cfg.adapt_lm == "task":
         name, split, reader = "train", data.load_splits(task, cfg, log=say, with_test=False)["train"], task
     else:  # read as a one-sentence task whose only field is the line
-        name, split, reader = "texts", read_texts(Path(cfg.adapt_lm)), replace(task, text_fields=("text",))
+        name, split, reader = "texts", read_texts(Path(cfg.adapt_lm), cfg.encoding), replace(task, text_fields=("text",))
     texts = data.tokenize({name: split}, reader, tokenizer, cfg.max_seq_length, cfg.cache_dir)[name]
     texts = texts.select_columns([c for c in ("input_ids", "token_type_ids", "attention_mask", "length")
                                   if c in texts.column_names])

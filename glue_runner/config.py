@@ -102,6 +102,10 @@ class RunConfig:
                                     own_data="files")
     text_columns: tuple[str, ...] | None = option(None, "comma list of the text column(s) in your own files",
                                                   group="data", own_data="files")
+    encoding: str = option("utf-8", "the text encoding of your own files: utf-8 (a byte-order mark is skipped), cp1252 "
+                                    "(Excel's CSV on Windows), latin-1, ...; a file that starts with a UTF-16 "
+                                    "byte-order mark (Excel's 'Unicode text') is read as UTF-16", group="data",
+                           own_data="files")
     label_column: str = option("label", "the label column in your own files", group="data", own_data="files")
     label_columns: tuple[str, ...] | None = option(None, "your own multi-label data as one 0/1 column per label: "
                                                          "their comma list", group="data", own_data="labels")
@@ -122,15 +126,22 @@ class RunConfig:
                                              changes_result=False)
     max_seq_length: int = option(128, "tokens per example (with the special tokens), longer ones are cut",
                                  group="data", minimum=1, card=True)
+    truncation: str = option("head", "what an example longer than --max-seq-length keeps: its head, its tail, or "
+                                     "head+tail (a quarter from the start, the rest from the end: Sun et al., 2019, "
+                                     "best on long reviews); a pair cuts its longer text first",
+                             group="data", choices=("head", "tail", "head+tail"), card=True)
     cache_dir: Path | None = option(None, "where tokenized data and downloads are cached", group="data",
                                     changes_result=False)
-    # optimisation: None means the task's recipe, else the fallback (run_glue.py's defaults,
-    # so a bare glue-run behaves like the script people know)
-    learning_rate: float | None = option(None, "peak learning rate of AdamW", group="training", above=0,
-                                         fallback=2e-5, card=True, fine_tuning=True)
+    # optimisation: None means the task's recipe, else the fallback (the Trainer's defaults, which
+    # run_glue.py takes). Unless given as flags, the learning rate is then fitted to the model's size
+    # and the epochs to the training set's (defaults.py)
+    learning_rate: float | None = option(None, "peak learning rate of AdamW; unless given, the default's (for a "
+                                               "BERT-base-sized model) is scaled to the model's size",
+                                         group="training", above=0, fallback=5e-5, card=True, fine_tuning=True)
     num_train_epochs: float | None = option(None, "passes over the training data (0: score the model as it is, "
-                                                  "recorded as untrained)", group="training", minimum=0, fallback=3.0,
-                                            card=True, fine_tuning=True)
+                                                  "recorded as untrained); unless given, the fallback's 3 grow to "
+                                                  "make 100 steps on a small set", group="training",
+                                            minimum=0, fallback=3.0, card=True, fine_tuning=True)
     batch_size: int | None = option(None, "examples per forward pass and device; a step takes this x "
                                           "--gradient-accumulation-steps", group="training", minimum=1,
                                     fallback=32, flags=("--batch-size", "--per-device-train-batch-size"), card=True)
@@ -140,6 +151,10 @@ class RunConfig:
                                         minimum=0, fallback=0.0, card=True, fine_tuning=True)
     eval_batch_size: int | None = option(None, "examples per evaluation batch (default: 4 x --batch-size)",
                                          group="training", minimum=1, changes_result=False)
+    class_weights: bool = option(False, "weigh each class's loss by how rare it is among the training labels, for "
+                                        "skewed labels (scikit-learn's 'balanced': examples / (classes x the "
+                                        "class's count); multi-label: each label's negatives / positives)",
+                                 group="training", card=True, fine_tuning=True)
     max_grad_norm: float = option(1.0, "clip the gradient norm to this", group="training", above=0, card=True,
                                   fine_tuning=True)
     gradient_accumulation_steps: int = option(1, "micro-batches per optimizer step", group="training", minimum=1,
@@ -309,6 +324,17 @@ def check_bounds(cfg: RunConfig) -> None:
 
 
 NAME_MAX = 255  # bytes in one file or folder name (Linux, macOS; Windows counts 255 characters)
+
+
+def check_encoding(encoding: str) -> None:
+    """--encoding names a codec Python knows, said before anything is read."""
+    import codecs
+
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, ValueError):  # ValueError: a name holding a NUL
+        raise GlueRunnerError(f"--encoding {encoding!r} is not a text encoding Python knows; give one such as "
+                              "utf-8, cp1252 (Excel's CSV on Windows), latin-1 or utf-16") from None
 
 
 def check_paths(cfg: RunConfig) -> None:

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 from .config import OWN_DATA, SMOKE_DATA, RunConfig, is_task_file
 from .errors import GlueRunnerError
 from .files import not_a_file
-from .readers import RawSplit, column_names, label_set, quoting_of, read_rows, shown, text_file, text_lines, to_dataset
+from .readers import (RawSplit, column_names, is_utf8, label_set, quoting_of, read_rows, shown, text_file, text_lines,
+                      to_dataset)
 from .tasks import DEFAULT_METRICS, SplitSpec, TaskSpec, get_task, read_task_file, registry, safe_task_name, shared_defaults
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def _own_task(task: str, settings: tuple, train_file_stamp: int | None) -> TaskS
     if spec.label_names or spec.regression:
         return spec
     files = split_files(spec, cfg, with_test=False)
-    names = label_set(files["train"], spec)
+    names = label_set(files["train"], spec, cfg.encoding)
     if not task and not cfg.problem_type:
         _check_not_lists(names, files["train"], cfg)
     return replace(spec, label_names=names, labels_from_data=True)
@@ -82,7 +83,7 @@ def _task_from_files(cfg: RunConfig) -> TaskSpec:
     path = Path(cfg.train_file)
     if not path.is_file():
         raise GlueRunnerError(f"{path} {not_a_file(path)} (given as --train-file)")
-    header = column_names(path)
+    header = column_names(path, cfg.encoding)
     labels = tuple(cfg.label_columns or ()) or (cfg.label_column,)
     missing = [c for c in (*labels, *(cfg.text_columns or ())) if c not in header]
     if missing:
@@ -226,10 +227,12 @@ def _own_split_files(task: TaskSpec, cfg: RunConfig, with_test: bool) -> dict[st
 def _read_split(path: Path, task: TaskSpec, split: str, cfg: RunConfig) -> RawSplit:
     glue_layout = not task.own and not own_files(cfg)  # GLUE's own TSV files: raw text, no quoting
     columns, quoting = _columns(task, split, cfg), csv.QUOTE_NONE if glue_layout else quoting_of(task)
-    rows, skipped = read_rows(path, task, split, columns, quoting)
-    # The same file read another way (another label column, labels as a list, a score) gives other
-    # labels: the tokenization cache must not serve one reading's labels to another.
-    reading = (columns, quoting, task.problem_type, task.label_names, task.label_delimiter, task.label_columns)
+    encoding = "utf-8" if glue_layout else cfg.encoding  # GLUE's files are UTF-8, whatever yours are
+    rows, skipped = read_rows(path, task, split, columns, quoting, encoding)
+    # The same file read another way (another label column, labels as a list, a score, another encoding)
+    # gives other rows: the tokenization cache must not serve one reading's to another.
+    reading = (columns, quoting, task.problem_type, task.label_names, task.label_delimiter, task.label_columns) + \
+        (() if is_utf8(encoding) else (encoding,))
     return to_dataset(rows, path, task, split, skipped, reading)
 
 
@@ -312,7 +315,7 @@ def check_adapt_texts(task: TaskSpec, cfg: RunConfig) -> None:
     if not path.is_file():
         raise GlueRunnerError(f"{path} {not_a_file(path)} (given as --adapt-lm: "
                               "a text file, one document per line, or 'task' for the task's own training texts)")
-    with text_file(path) as f:
+    with text_file(path, cfg.encoding) as f:
         found = len(list(itertools.islice(text_lines(f), 2)))
     if found < 2:
         raise GlueRunnerError(f"{path} holds {found} line(s) of text; --adapt-lm needs at least 2, one document "
@@ -322,29 +325,74 @@ def check_adapt_texts(task: TaskSpec, cfg: RunConfig) -> None:
 # ---- tokenization ----------------------------------------------------------
 
 def tokenize(splits: dict[str, RawSplit], task: TaskSpec, tokenizer, max_seq_length: int,
-             cache_dir: Path | None = None) -> dict[str, datasets.Dataset]:
+             cache_dir: Path | None = None, truncation: str = "head") -> dict[str, datasets.Dataset]:
     """Tokenize each split once (batched, fast tokenizer) and cache the result on disk.
 
     Nothing is padded here: batches are padded to their own longest member at
     training time, which is most of the speed-up over padding everything to 128.
+    A text too long for max_seq_length keeps its head (the tokenizer's own truncation, the longer
+    text of a pair cut first), its tail, or both (truncation: head, tail, head+tail).
     """
     cache_dir = cache_folder(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tokenizer_id = tokenizer_fingerprint(tokenizer)
 
     def encode(batch):
-        encoded = tokenizer(*(batch[f] for f in task.text_fields), truncation=True, max_length=max_seq_length)
+        texts = [batch[f] for f in task.text_fields]
+        if truncation == "head":
+            encoded = tokenizer(*texts, truncation=True, max_length=max_seq_length)
+        else:
+            encoded = tokenizer(*texts, return_special_tokens_mask=True)
+            kept = [keep_ends(mask, max_seq_length, truncation) for mask in encoded.pop("special_tokens_mask")]
+            encoded = {key: [[row[i] for i in keep] for row, keep in zip(rows, kept)] for key, rows in encoded.items()}
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 
     out = {}
     for name, split in splits.items():
-        key = hashlib.sha256(f"{split.fingerprint}|{tokenizer_id}|{max_seq_length}|{task.text_fields}".encode()).hexdigest()[:24]
+        # head's key is as before truncation could be chosen, so caches made then are still found
+        how = "" if truncation == "head" else f"|{truncation}"
+        key = hashlib.sha256(f"{split.fingerprint}|{tokenizer_id}|{max_seq_length}|{task.text_fields}{how}".encode()
+                             ).hexdigest()[:24]
         out[name] = split.dataset.map(
             encode, batched=True, remove_columns=list(task.text_fields),
             cache_file_name=str(cache_dir / f"{task.name}-{name}-{key}.arrow"),
             desc=f"tokenizing {task.name} {name}")
     return out
+
+
+# a head+tail cut keeps this share of a text's tokens from its start: Sun et al. (2019, "How to
+# Fine-Tune BERT for Text Classification", Table 3) kept the first 128 and the last 382 of 510
+HEAD_SHARE = 0.25
+
+
+def keep_ends(special: list[int], max_length: int, truncation: str) -> list[int]:
+    """The positions to keep of one example, from its special-tokens mask ([CLS] a [SEP] b [SEP] ->
+    1 0.. 1 0.. 1): every special token, and of each text run between them its tail ("tail") or its
+    first HEAD_SHARE and its tail ("head+tail"); the longer text of a pair is cut first, as the
+    tokenizer's head truncation does."""
+    runs, start = [], None
+    for i, bit in enumerate(special + [1]):
+        if not bit and start is None:
+            start = i
+        elif bit and start is not None:
+            runs.append((start, i))
+            start = None
+    budget = max_length - sum(special)
+    lengths = [end - begin for begin, end in runs]
+    if sum(lengths) <= budget:
+        return list(range(len(special)))
+    if len(runs) == 2:  # longest first: a text within half the budget stays whole, the other takes the rest
+        (a, b), half = lengths, budget // 2
+        shares = ([a, budget - a] if a <= b else [budget - b, b]) if min(a, b) <= half else [budget - half, half]
+    else:
+        shares = [max(budget, 0)]
+    keep = set(i for i, bit in enumerate(special) if bit)
+    for (begin, end), share in zip(runs, shares):
+        head = int(share * HEAD_SHARE) if truncation == "head+tail" else 0
+        keep.update(range(begin, begin + head))
+        keep.update(range(end - (share - head), end))
+    return sorted(keep)
 
 
 def cache_folder(cache_dir: Path | None) -> Path:

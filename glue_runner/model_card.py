@@ -103,6 +103,9 @@ def body(record: dict, task: TaskSpec, data: ModelCardData, base: str) -> str:
     if scores:
         lines += ["| split | metric | value |", "|---|---|---|"]
         lines += [f"| {split} | {key} | {value:.4f} |" for split, _, key, value in scores]
+        if record.get("baseline"):
+            lines += ["", f"Baseline, predicting {record['baseline']['predictor']}: " + ", ".join(
+                f"{key} {value:.4f}" for key, value in record["baseline"]["metrics"].items()) + "."]
     else:
         lines += ["No dev set was scored."]
     lines += ["", "## How it was made", "",
@@ -110,6 +113,9 @@ def body(record: dict, task: TaskSpec, data: ModelCardData, base: str) -> str:
               "| setting | value |", "|---|---|"]
     lines += [f"| {flag(name)} | {cfg[name]} |" for name, f in FIELDS.items()
               if option_of(f).card and cfg.get(name) is not None]
+    for why in (record.get("chosen") or {}).get("why", []):  # what trained where defaults.py fitted the given values
+        setting, reason = why.split(": ", 1)
+        lines += [f"| trained with {setting} | {reason} |"]
     threshold = record.get("details", {}).get("threshold")
     if threshold:  # saved in config.json as multi_label_threshold too
         chosen = f" (chosen on the {threshold['chosen_on']} split)" if threshold["chosen_on"] else ""

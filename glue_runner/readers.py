@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 
 csv.field_size_limit(sys.maxsize)  # a single GLUE field can exceed csv's 128 KiB default
 
-def column_names(path: Path) -> list[str]:
+def column_names(path: Path, encoding: str = "utf-8") -> list[str]:
     """The column names of one of your files: a CSV/TSV's first row, a JSON-lines file's first object's keys."""
     _check_suffix(path)
-    with text_file(path, newline="") as f:
+    with text_file(path, encoding, newline="") as f:
         if path.suffix in (".json", ".jsonl"):
             first = next((line for line in f if line.strip()), "{}")
             try:
@@ -40,11 +40,11 @@ def column_names(path: Path) -> list[str]:
         return next(csv.reader(f, delimiter="\t" if path.suffix == ".tsv" else ","), [])
 
 
-def label_set(path: Path, task: TaskSpec) -> tuple[str, ...]:
+def label_set(path: Path, task: TaskSpec, encoding: str = "utf-8") -> tuple[str, ...]:
     """The labels of a training file, sorted (numbers as numbers), so a file's rows in any order
     give the same label order, and so the same model outputs."""
     columns = {"label": task.columns["label"]}
-    rows, _ = read_rows(path, task, "train", columns, quoting_of(task))
+    rows, _ = read_rows(path, task, "train", columns, quoting_of(task), encoding)
     found = set()
     for line_num, row in rows:
         text = str(row["label"]).strip()
@@ -84,13 +84,14 @@ def _check_suffix(path: Path) -> None:
         raise GlueRunnerError(f"{path}: unsupported file type '{path.suffix}'; use .csv, .tsv, .json or .jsonl")
 
 
-def read_rows(path: Path, task: TaskSpec, split: str, columns: dict, quoting: int) -> tuple[list, int]:
+def read_rows(path: Path, task: TaskSpec, split: str, columns: dict, quoting: int,
+              encoding: str = "utf-8") -> tuple[list, int]:
     """(line number, {our column: the file's value}) per row, and how many rows were short of columns."""
     _check_suffix(path)
     if path.suffix in (".json", ".jsonl"):
-        return _read_jsonl(path, columns), 0
+        return _read_jsonl(path, columns, encoding), 0
     return _read_table(path, task, split, columns, delimiter="," if path.suffix == ".csv" else "\t", quoting=quoting,
-                       header=all(isinstance(c, str) for c in columns.values()))
+                       header=all(isinstance(c, str) for c in columns.values()), encoding=encoding)
 
 
 # More lines than this in one quoted field is an unclosed quote, not a long text with line breaks
@@ -98,11 +99,11 @@ QUOTED_LINES = 100
 
 
 def _read_table(path: Path, task: TaskSpec, split: str, columns: dict, *, delimiter, quoting,
-                header) -> tuple[list, int]:
+                header, encoding: str) -> tuple[list, int]:
     """Read a delimited file; `columns` maps our column to a header name or, without a header, an index."""
     rows, skipped = [], 0
     try:
-        with text_file(path, newline="") as f:
+        with text_file(path, encoding, newline="") as f:
             reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
             if header:
                 names = next(reader, None)
@@ -140,9 +141,9 @@ def _read_table(path: Path, task: TaskSpec, split: str, columns: dict, *, delimi
     return rows, skipped
 
 
-def _read_jsonl(path: Path, columns: dict) -> list:
+def _read_jsonl(path: Path, columns: dict, encoding: str) -> list:
     rows = []
-    with text_file(path) as f:
+    with text_file(path, encoding) as f:
         for line_num, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -163,16 +164,30 @@ def _read_jsonl(path: Path, columns: dict) -> list:
 
 
 @contextmanager
-def text_file(path: Path, **kwargs):
-    """A data file opened as UTF-8 text; failing to decode or read it is one clear error."""
+def text_file(path: Path, encoding: str = "utf-8", **kwargs):
+    """A data file opened as text in `encoding` (--encoding); one that starts with a UTF-16 byte-order
+    mark (Excel's "Unicode text") as UTF-16 whatever it says. Failing to decode or read it is one
+    clear error."""
     try:
+        with open(path, "rb") as f:
+            utf16 = f.read(2) in UTF16_MARKS
         # utf-8-sig: MRPC's files start with a byte-order mark that would otherwise stick to the first name
-        with open(path, encoding="utf-8-sig", **kwargs) as f:
+        with open(path, encoding="utf-16" if utf16 else "utf-8-sig" if is_utf8(encoding) else encoding, **kwargs) as f:
             yield f
-    except UnicodeDecodeError:
-        raise _not_utf8(path) from None
+    except UnicodeError:
+        raise _not_utf8(path) if is_utf8(encoding) else GlueRunnerError(
+            f"{path}: not {encoding} text; pass the --encoding it was saved in, or re-save it as UTF-8") from None
     except OSError as e:  # a folder, no permission, ...
         raise GlueRunnerError(f"{path}: cannot be read ({e.strerror})") from None
+
+
+UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def is_utf8(encoding: str) -> bool:
+    import codecs
+
+    return codecs.lookup(encoding).name == "utf-8"
 
 
 def _not_utf8(path: Path) -> GlueRunnerError:
@@ -187,8 +202,8 @@ def _not_utf8(path: Path) -> GlueRunnerError:
             # UTF-8 text cut inside a character: the file is incomplete, not in another encoding
             return GlueRunnerError(f"{path}: ends in the middle of a UTF-8 character (line {line}): the file was cut "
                                    "short; copy or export it again in full")
-    hint = ", it looks like UTF-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
-    return GlueRunnerError(f"{path}: not UTF-8 text (line {line}){hint}; re-save the file as UTF-8")
+    return GlueRunnerError(f"{path}: not UTF-8 text (line {line}); pass the encoding it was saved in (Excel's CSV on "
+                           "Windows: --encoding cp1252; elsewhere often latin-1), or re-save it as UTF-8")
 
 
 def shown(values: list, limit: int = 8) -> str:
@@ -308,11 +323,11 @@ def _unknown_labels(unknown: dict, task: TaskSpec, path: Path, split: str) -> Gl
         "remove those rows")
 
 
-def read_texts(path: Path) -> RawSplit:
+def read_texts(path: Path, encoding: str = "utf-8") -> RawSplit:
     """A texts file as a split with one `text` per non-blank line."""
     import datasets
 
-    with text_file(path) as f:
+    with text_file(path, encoding) as f:
         lines = list(text_lines(f))
     return RawSplit(datasets.Dataset.from_dict({"text": lines}), str(path), _file_fingerprint(path, "texts"))
 

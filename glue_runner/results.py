@@ -261,8 +261,10 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
     return sorted(found, key=step_of)
 
 
-def save_checkpoint(output_dir: Path, step: int, model: torch.nn.Module, state: dict, cfg: RunConfig) -> Path:
-    """Write checkpoint-<step> atomically, then keep only the newest cfg.save_total_limit."""
+def save_checkpoint(output_dir: Path, step: int, model: torch.nn.Module, state: dict, cfg: RunConfig,
+                    identity: dict | None = None) -> Path:
+    """Write checkpoint-<step> atomically, then keep only the newest cfg.save_total_limit; its config.json
+    holds the run's identity (default: cfg's)."""
     import torch
     from safetensors.torch import save_model
 
@@ -276,7 +278,7 @@ def save_checkpoint(output_dir: Path, step: int, model: torch.nn.Module, state: 
         try:
             save_model(model, str(tmp / "model.safetensors"))
             torch.save(state, tmp / "state.pt")
-            (tmp / "config.json").write_text(json.dumps(cfg.identity(), indent=2) + "\n", encoding="utf-8")
+            (tmp / "config.json").write_text(json.dumps(identity or cfg.identity(), indent=2) + "\n", encoding="utf-8")
             for file in tmp.iterdir():
                 fsync(file)
             fsync(tmp)

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Callable, Protocol
 import numpy as np
 from rich.console import Console
 
-from . import data, results
+from . import data, defaults, results
 from .config import RunConfig
-from .display import ProgressBar, each, metrics_table, per_label_table, warning
+from .display import ProgressBar, baseline_warning, each, metrics_table, per_label_table, warning
 from .errors import Interrupted
 from .model import LoadedModel, check_inputs, load_model, save_model
-from .scoring import Evaluation, confusion_files, prediction_files, score
+from .scoring import Baseline, Evaluation, baseline, confusion_files, prediction_files, score
 from .tasks import TaskSpec, get_task
 from .train import (AllLayers, Runtime, StepReport, StopRequest, TrainStats, predict, seed_everything, setup_runtime,
                     train)
@@ -108,7 +108,7 @@ class FineTune:
         return train(loaded.model, loaded.labels.for_training(scorer.tokenized["train"]), cfg, scorer.rt,
                      pad_id=scorer.pad_id, on_epoch_end=lambda epoch: tracker.log_epoch(scorer.after_epoch(epoch)),
                      report=each(bar.update, tracker.log_step), output_dir=output_dir, resume_from=resume_from,
-                     log=warning(scorer.say), schedule=self.schedule)
+                     log=warning(scorer.say), schedule=self.schedule, identity=scorer.identity)
 
 
 @dataclass(frozen=True)
@@ -184,24 +184,37 @@ def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, conso
             if extras.before and task.train_split else None
         loaded, splits, tokenized = load(cfg, task, console, say, rt, extras, model, adaptation)
         pad_id = loaded.tokenizer.pad_token_id or 0
-        say(headline(cfg, task, rt, tokenized) + extras.fit.describe(loaded.model, task, cfg))
+        chosen = fitted(cfg, task, overrides, loaded, tokenized, rt)
+        trained = replace(cfg, learning_rate=chosen.learning_rate, num_train_epochs=chosen.num_train_epochs) \
+            if chosen else cfg
+        say(headline(cfg, task, rt, tokenized) + extras.fit.describe(loaded.model, task, trained))
+        for why in chosen.why if chosen else ():
+            say(f"[cyan]{why}; --learning-rate or --num-train-epochs sets it yourself[/]", highlight=False)
         with ProgressBar(console, rt) as bar:
-            scorer = DevScorer(loaded, task, splits, tokenized, cfg, rt, pad_id, say, bar)
+            # the loop trains with the chosen values; its checkpoints hold the run's identity, the settings as given
+            scorer = DevScorer(loaded, task, splits, tokenized, trained, rt, pad_id, say, bar, cfg.identity())
             stats = extras.fit.fit(loaded, scorer, tracker, bar, output_dir, resume_from)
             evaluation = scorer.latest or scorer.evaluate()  # nothing trained (AX, zero epochs): score now
             test_predictions = {split: scorer.predict(split) for split in task.test_splits} if cfg.do_predict else {}
         files = prediction_files(loaded.labels, splits, evaluation.predictions, test_predictions)
         files |= confusion_files(loaded.labels, evaluation.details.get("confusion", {}))
-        record = make_record(cfg, task, rt, splits, tokenized, evaluation, stats) | {"overrides": overrides}
+        trivial = baseline(task, loaded.labels, splits[task.train_split].dataset["label"] if task.train_split else None,
+                           scorer.tokenized_splits())
+        record = make_record(cfg, task, rt, splits, tokenized, evaluation, stats, trivial) | {"overrides": overrides}
+        if chosen:
+            record["chosen"] = chosen.record()  # what trained, where the config has what was given
         if adaptation:
             record["adaptation"] = {k: v for k, v in adaptation.items() if k != "identity"}  # the run's own is there
         if rt.is_main:
             write_results(cfg, task, output_dir, loaded, record, files, extras)
             tracker.final(record, list(files))
-            say(metrics_table(task, results.model_name(cfg), evaluation.metrics, evaluation.details.get("threshold")))
+            say(metrics_table(task, results.model_name(cfg), evaluation.metrics, evaluation.details.get("threshold"),
+                              trivial))
             for split, scores in evaluation.details.get("per_label", {}).items():
                 say(per_label_table(f"{task.name} {split}, per label", scores))
             say(f"wrote {output_dir}", highlight=False, soft_wrap=True)  # whole, never wrapped mid-word
+            if trivial and stats and stats.samples and trivial.not_beaten(evaluation.metrics):  # trained, in vain
+                say(baseline_warning(task, cfg, trivial, evaluation.metrics), soft_wrap=True)
     return Outcome(record, output_dir), loaded
 
 
@@ -222,11 +235,21 @@ def load(cfg: RunConfig, task: TaskSpec, console: Console, say, rt: Runtime, ext
             data.check_test_data(task, cfg)
         with stage(f"tokenizing {task.name}"):
             tokenized = check_inputs(loaded, task, data.tokenize(splits, task, loaded.tokenizer, cfg.max_seq_length,
-                                                                 cfg.cache_dir))
+                                                                 cfg.cache_dir, cfg.truncation))
     if stop.signum:
         raise Interrupted(stop.signum, f"stopped by {signal.Signals(stop.signum).name} while loading; nothing was "
                                        "written, and the same command starts the run again")
     return loaded, splits, tokenized
+
+
+def fitted(cfg: RunConfig, task: TaskSpec, overrides: dict, loaded: LoadedModel, tokenized: dict,
+           rt: Runtime) -> defaults.Chosen | None:
+    """The learning rate and epochs the loop trains with (defaults.py); None when nothing trains by gradient
+    (AX, --probe's head, zero epochs)."""
+    if not task.train_split or cfg.probe or not cfg.num_train_epochs:  # --num-train-epochs 0: nothing trains
+        return None
+    return defaults.choose(cfg, task, overrides, sum(p.numel() for p in loaded.model.parameters()),
+                           len(tokenized[task.train_split]), rt.world_size)
 
 
 def headline(cfg: RunConfig, task: TaskSpec, rt: Runtime, tokenized: dict) -> str:
@@ -273,6 +296,7 @@ class DevScorer:
     pad_id: int
     say: object
     bar: ProgressBar
+    identity: dict | None = None  # the run's, which its checkpoints record (cfg holds the values it trains with)
     latest: Evaluation | None = None
     outputs: Callable[[str], np.ndarray] | None = None  # a probe's head; else the model's own logits
 
@@ -320,7 +344,7 @@ def start_or_resume(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtim
 
 
 def make_record(cfg: RunConfig, task: TaskSpec, rt: Runtime, splits: dict, tokenized: dict, evaluation: Evaluation,
-                stats: TrainStats | None) -> dict:
+                stats: TrainStats | None, trivial: Baseline | None) -> dict:
     """What metrics.json holds: the scores and everything needed to reproduce and compare them."""
     metrics = evaluation.metrics
     return {
@@ -331,6 +355,9 @@ def make_record(cfg: RunConfig, task: TaskSpec, rt: Runtime, splits: dict, token
         "identity": cfg.identity(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "metrics": metrics,
+        # what predicting the most frequent training label scores, and whether every dev split beat it
+        **({"baseline": {"predictor": trivial.predictor, "metrics": trivial.metrics,
+                         "beaten": not trivial.not_beaten(metrics)}} if trivial else {}),
         "epochs": stats.history if stats else [],
         "train": ({"steps": stats.steps, "samples": stats.samples, "seconds": round(stats.seconds, 3),
                    "samples_per_second": round(stats.samples_per_second, 2), "final_loss": stats.final_loss,

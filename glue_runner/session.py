@@ -22,8 +22,8 @@ from pathlib import Path
 from rich.console import Console
 
 from . import adapt, data, leaderboard, model_card, results, submission, sweeps, tables, trackers
-from .config import FIELDS, MODEL_ALIASES, OPTIONS, OWN_DATA, SMOKE, RunConfig, check_bounds, check_combinations, check_paths, flag, \
-    is_task_file, value_type
+from .config import (FIELDS, MODEL_ALIASES, OPTIONS, OWN_DATA, SMOKE, RunConfig, check_bounds, check_combinations,
+                     check_encoding, check_paths, flag, is_task_file, value_type)
 from .errors import GlueRunnerError
 from .layers import LayerSchedule
 from .probe import Probe
@@ -48,6 +48,7 @@ def configs_from_args(args: argparse.Namespace, grid=None) -> list[RunConfig]:
     that model is freed at once. grid: a sweeps.Grid, or None (one point: the flags as given)."""
     common = {k: v for k, v in vars(args).items() if k in FIELDS and k not in ("task", "seed", "output_dir")}
     check_combinations(common, grid)
+    check_encoding(common["encoding"])  # before the files are read to find the tasks
     common["model"], name = resolve_alias(common["model"])
     common["model_name"] = common["model_name"] or name
     if args.smoke:  # only what no flag sets (a grid point sets its own below); cfg.resolved's recipe comes after
@@ -116,6 +117,9 @@ def check_tasks(common: dict, tasks: dict) -> None:
     if common["probe"] and any(task.predict_with for task in tasks.values()):
         raise GlueRunnerError("--probe trains a head for each task on its own training data, and AX has none; "
                               "drop ax from --task")
+    if common["class_weights"] and any(task.regression for task in tasks.values()):
+        regression = ", ".join(t.name for t in tasks.values() if t.regression)
+        raise GlueRunnerError(f"--class-weights weighs classes, and {regression} is a regression task with none; drop it")
     if (common["tune_threshold"] or common["threshold"] != FIELDS["threshold"].default) and \
             not all(task.multi_label for task in tasks.values()):
         raise GlueRunnerError(f"--threshold and --tune-threshold are for multi-label tasks, and "

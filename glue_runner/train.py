@@ -201,6 +201,7 @@ class TrainState:
     # read (a sync) only before anything is logged or written, so a NaN at any step is caught.
     bad_step: torch.Tensor
     parts: int = 1  # --auto-batch-size: forward passes per micro-batch, doubled on each out-of-memory
+    class_weights: torch.Tensor | None = None  # --class-weights: each class's (or label's positives') loss weight
     clock: float = 0.0  # when the current stretch of training time began (evaluation is not counted)
 
 
@@ -233,7 +234,8 @@ class TrainStats:
 def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad_id: int,
           on_epoch_end: Callable[[int], dict] | None = None, report: Callable[[StepReport], None] | None = None,
           output_dir: Path | None = None, resume_from: Path | None = None, log=lambda *a, **k: None,
-          collate_fn: Callable[..., dict] = collate, schedule: AllLayers | None = None) -> TrainStats:
+          collate_fn: Callable[..., dict] = collate, schedule: AllLayers | None = None,
+          identity: dict | None = None) -> TrainStats:
     """Fine-tune `model` in place; `on_epoch_end(epoch)` evaluates and returns the epoch's record.
     collate_fn makes a micro-batch as `collate` does (adapt.py's masks tokens, drawing from the
     RNGs that checkpoints save, so a resumed run draws what an uninterrupted one would).
@@ -242,7 +244,9 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
     on SIGINT/SIGTERM; resume_from continues from one exactly (same batches, same dropout).
     log(text) gets the loop's warnings as plain text (a stop heard, smaller passes after an
     out-of-memory); how they look is the caller's business. schedule: which parameters train in
-    each epoch, and at what depth (default: all, at one rate).
+    each epoch, and at what depth (default: all, at one rate). identity: what the checkpoints record
+    as the run's (default: cfg's); a run whose learning rate and epochs defaults.py fitted is known
+    by the settings as given, and trains with cfg's.
     """
     import torch
 
@@ -254,6 +258,9 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
     epochs = math.ceil(cfg.num_train_epochs)
     state = start_state(base, cfg, rt, math.ceil(steps_per_epoch * cfg.num_train_epochs), resume_from,
                         schedule.depths(base))
+    if cfg.class_weights:
+        state.class_weights = balanced_weights(train_set["label"], base.config.problem_type, base.config.num_labels,
+                                               rt.device)
     pos = state.position
     with StopRequest(log) as stop:
         for epoch in range(pos.epoch, epochs):
@@ -276,10 +283,10 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
                     report(progress(state, epoch, epochs, steps_per_epoch, logging_step))
                 # the epoch's last step is saved (and a stop honoured) after its evaluation, below
                 if pos.batch < len(batches) and pos.step < state.total_steps:
-                    saved = (save_checkpoint(state, base, cfg, rt, output_dir)
+                    saved = (save_checkpoint(state, base, cfg, rt, output_dir, identity)
                              if cfg.save_steps and pos.step % cfg.save_steps == 0 else None)
                     if stop.requested(rt, logging_step):
-                        raise stopped(stop, pos, saved or save_checkpoint(state, base, cfg, rt, output_dir))
+                        raise stopped(stop, pos, saved or save_checkpoint(state, base, cfg, rt, output_dir, identity))
             if rt.device.type == "cuda":
                 torch.cuda.synchronize()
             pos.seconds += time.perf_counter() - state.clock
@@ -288,7 +295,7 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
             if on_epoch_end:
                 pos.history.append(on_epoch_end(epoch))
             state.clock = time.perf_counter()  # evaluation time is not training time
-            saved = save_checkpoint(state, base, cfg, rt, output_dir)
+            saved = save_checkpoint(state, base, cfg, rt, output_dir, identity)
             if stop.requested(rt, True):
                 raise stopped(stop, pos, saved)
     check_health(state, cfg)
@@ -445,10 +452,41 @@ def accumulate(runner: torch.nn.Module, dataset, group: list[np.ndarray], state:
             # no_sync() can be entered once, so forward and backward share one `with`.
             with runner.no_sync() if rt.distributed and not last else nullcontext():
                 with autocast:
-                    loss = runner(**batch).loss.mean()  # .mean(): DataParallel returns one loss per GPU
+                    if state.class_weights is None:
+                        loss = runner(**batch).loss.mean()  # .mean(): DataParallel returns one loss per GPU
+                    else:
+                        labels = batch.pop("labels")
+                        loss = weighted_loss(runner(**batch).logits, labels, state.class_weights)
                 state.scaler.scale(loss * share / cfg.gradient_accumulation_steps).backward()
             total += loss.detach().float() * share
     return total
+
+
+def balanced_weights(labels, problem_type: str, num_labels: int, device: torch.device) -> torch.Tensor:
+    """--class-weights from the training labels (the model's output order): single-label, scikit-learn's
+    'balanced' examples / (classes x count), so a class's examples weigh as much in all as any other's;
+    multi-label, each label's negatives / positives, BCE's pos_weight. A class with no example gets
+    weight 1 (it adds no loss anyway)."""
+    import torch
+
+    labels = np.asarray(labels)
+    if problem_type == "multi_label_classification":
+        positives = labels.sum(axis=0)
+        weights = np.where(positives > 0, (len(labels) - positives) / np.maximum(positives, 1), 1.0)
+    else:
+        counts = np.bincount(labels.astype(np.int64), minlength=num_labels)
+        weights = np.where(counts > 0, len(labels) / (num_labels * np.maximum(counts, 1)), 1.0)
+    return torch.tensor(weights, dtype=torch.float32, device=device)
+
+
+def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The model's classification loss with --class-weights: cross-entropy, or for 0/1 rows (multi-label)
+    binary cross-entropy, in float32 under autocast."""
+    import torch.nn.functional as F
+
+    if labels.ndim == 2:
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float(), pos_weight=weights)
+    return F.cross_entropy(logits.float(), labels, weight=weights)
 
 
 def optimizer_step(state: TrainState, model: torch.nn.Module, cfg: RunConfig) -> torch.Tensor:
@@ -507,7 +545,7 @@ def progress(state: TrainState, epoch: int, epochs: int, steps_per_epoch: int, l
 
 
 def save_checkpoint(state: TrainState, model: torch.nn.Module, cfg: RunConfig, rt: Runtime,
-                    output_dir: Path | None) -> Path | None:
+                    output_dir: Path | None, identity: dict | None) -> Path | None:
     import torch.distributed as dist
 
     check_health(state, cfg)  # never save (or later evaluate) a model that has diverged
@@ -520,7 +558,7 @@ def save_checkpoint(state: TrainState, model: torch.nn.Module, cfg: RunConfig, r
         saved = results.save_checkpoint(output_dir, state.position.step, model, {
             "position": position, "running_loss": state.running_loss.item(),
             "optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict(),
-            "scaler": state.scaler.state_dict(), "rng": rng_state()}, cfg)
+            "scaler": state.scaler.state_dict(), "rng": rng_state()}, cfg, identity)
     if rt.distributed:
         dist.barrier()  # no rank moves on (or exits) before the checkpoint is complete
     return saved

@@ -294,7 +294,7 @@ def test_probe_and_fine_tuned_rows_sit_side_by_side(run_cli):
             if line.startswith("| tiny-bert")]
     assert sorted(rows) == ["tiny-bert (learning_rate=0.001, num_train_epochs=1.0)",
                             "tiny-bert (learning_rate=recipe, num_train_epochs=recipe, probe)"]
-    assert "| probe |" in Path("results/runs.md").read_text()  # runs.md says which run is a probe
+    assert "| probe" in Path("results/runs.md").read_text()  # runs.md says which run is a probe (first among its notes)
 
 
 def test_a_probe_of_your_own_multi_label_data(run_cli, tmp_path):

@@ -1,0 +1,74 @@
+"""The learning rate and epochs a run trains with where no flag sets them: the recipe's value (or,
+for your own data, the fallback's), fitted to the model's size and to the steps its data makes.
+
+Recipes are written for BERT-base (110M parameters) on GLUE-sized data. Smaller encoders train best
+at higher rates and larger ones at lower: ELECTRA's small, base and large (14M, 110M, 335M) use 3e-4,
+1e-4 and 5e-5, BERT's base and large 2e-5..5e-5 and 1e-5..2e-5, close to the square root of the size
+ratio each time. So a model outside BERT-base's size (0.7x to 1.4x) takes the recipe's rate times
+sqrt(110M / its parameters), at most 10x, to one significant figure as recipes write them.
+
+A small training set makes few optimizer steps: 3 epochs of 300 examples are 30 steps of 32, too few
+to move a pretrained encoder to a new task (few-sample fine-tuning needs more iterations: Mosbach et
+al., 2021; Zhang et al., 2021). Where neither a flag nor the recipe sets the epochs, they are the
+fallback's 3, or as many as make MIN_STEPS steps, at most MAX_EPOCHS.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .config import RunConfig
+from .tasks import TaskSpec
+
+BERT_BASE_PARAMETERS = 110_000_000
+BASE_SIZED = (0.7, 1.4)  # a model this many times BERT-base's parameters keeps the recipe's rate
+MAX_FACTOR = 10.0
+MIN_STEPS = 100
+MAX_EPOCHS = 20.0
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """What the run trains with, and in words why each setting differs from the one given."""
+    learning_rate: float
+    num_train_epochs: float
+    why: tuple[str, ...] = ()
+
+    def record(self) -> dict:
+        return {"learning_rate": self.learning_rate, "num_train_epochs": self.num_train_epochs, "why": list(self.why)}
+
+
+def choose(cfg: RunConfig, task: TaskSpec, overrides: dict, parameters: int, train_examples: int,
+           world_size: int = 1) -> Chosen:
+    """The learning rate and epochs for `cfg` (settled: the recipe's and the fallback's values filled in);
+    `overrides` are the settings given as flags, which are kept as they are."""
+    rate, epochs, why = cfg.learning_rate, cfg.num_train_epochs, []
+    if "learning_rate" not in overrides:
+        factor = size_factor(parameters)
+        if factor != 1.0:
+            rate = one_figure(cfg.learning_rate * factor)
+            source = "recipe's" if "learning_rate" in task.recipe else "default"
+            why.append(f"learning rate {rate:g}: the {source} {cfg.learning_rate:g} is for BERT-base's 110M "
+                       f"parameters; x{factor:.1f} for this model's {parameters / 1e6:.1f}M")
+    if "num_train_epochs" not in overrides and "num_train_epochs" not in task.recipe and train_examples:
+        steps = math.ceil(train_examples / (cfg.batch_size * cfg.gradient_accumulation_steps * world_size))
+        needed = min(MAX_EPOCHS, float(math.ceil(MIN_STEPS / steps)))
+        if needed > epochs:
+            why.append(f"{needed:g} epochs: {train_examples} examples make {steps} steps an epoch, and "
+                       f"{epochs:g} epochs' {steps * epochs:g} are too few to learn from (at least {MIN_STEPS})")
+            epochs = needed
+    return Chosen(rate, epochs, tuple(why))
+
+
+def size_factor(parameters: int) -> float:
+    ratio = parameters / BERT_BASE_PARAMETERS
+    if BASE_SIZED[0] <= ratio <= BASE_SIZED[1]:
+        return 1.0
+    return min(MAX_FACTOR, math.sqrt(1 / ratio))
+
+
+def one_figure(value: float) -> float:
+    """5.3e-05 -> 5e-05, 1.1e-04 -> 1e-04: a learning rate as recipes write it."""
+    exponent = math.floor(math.log10(value))
+    return float(f"{round(value / 10 ** exponent)}e{exponent}")
