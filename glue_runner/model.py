@@ -7,7 +7,9 @@ translates between the task's label order and the model's outputs.
 
 from __future__ import annotations
 
+import json
 import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -158,8 +160,16 @@ def load_model(task: TaskSpec, cfg: RunConfig, say=lambda *a, **k: None, check=l
             cfg.model, dtype=torch.float32,  # float32 master weights, whatever the checkpoint stores
             ignore_mismatched_sizes=cfg.ignore_mismatched_sizes, **kwargs, **hub_options(cfg))
     except (OSError, ValueError, RuntimeError) as e:
-        raise GlueRunnerError(f"could not load model '{cfg.model}' for {task.name}: {str(e).splitlines()[0]}"
-                              f"{load_hint(e, cfg)}") from None
+        if "ignore_mismatched_sizes" in str(e):  # transformers' own words point at a report it does not show
+            raise GlueRunnerError(
+                f"the weights of '{cfg.model}' do not have the sizes its config.json gives (config.json was edited "
+                "after saving, or belongs to other weights); put back the config.json saved with these weights, or "
+                "download or copy the model again") from None
+        if cut_short_bin(cfg.model):
+            raise GlueRunnerError(f"could not load model '{cfg.model}': its weights file (pytorch_model.bin) is "
+                                  "damaged or cut short (an interrupted download or copy); download or copy it "
+                                  "again") from None
+        raise GlueRunnerError(f"could not load model '{cfg.model}' for {task.name}: {reason(e, cfg)}") from None
     except SafetensorError as e:  # a weights file cut short: an interrupted download or copy
         raise GlueRunnerError(f"could not load model '{cfg.model}': its weights file (model.safetensors) is damaged "
                               f"or cut short ({e}); download or copy it again") from None
@@ -179,30 +189,110 @@ def load_tokenizer(task: TaskSpec, cfg: RunConfig) -> tuple:
     """The model's configuration and fast tokenizer, checked against the task before any weights load."""
     from transformers import AutoConfig, AutoTokenizer
 
-    if _looks_like_path(cfg.model) and not Path(cfg.model).expanduser().is_dir():
-        what = f"{cfg.model} is a file, not a model folder" if Path(cfg.model).expanduser().exists() else \
+    if not cfg.model.strip():  # an unset shell variable: transformers would answer about repo ids
+        raise GlueRunnerError("--model is empty; give a model folder (one save_pretrained made) or a Hub name, "
+                              "e.g. bert-base-uncased")
+    folder = Path(cfg.model).expanduser() if _looks_like_path(cfg.model) else None
+    if folder and not folder.is_dir():
+        what = f"{cfg.model} is a file, not a model folder" if folder.exists() else \
             f"model folder {cfg.model} does not exist"
         raise GlueRunnerError(f"{what}; pass a folder made by save_pretrained or a Hub name")
+    if folder and not (folder / "config.json").is_file():
+        # without it transformers asks for a model_type in the very file that is missing, or guesses the
+        # family from the folder's name and builds a model of default sizes the weights do not fit
+        raise GlueRunnerError(f"could not load model '{cfg.model}': the folder has no config.json, so it is not a "
+                              "whole model folder; download or copy the model again (save_pretrained writes "
+                              "config.json beside the weights)")
     try:
         config = AutoConfig.from_pretrained(cfg.model, **hub_options(cfg))
         tokenizer = AutoTokenizer.from_pretrained(cfg.model, **hub_options(cfg))
-    except (OSError, ValueError) as e:
-        raise GlueRunnerError(f"could not load model '{cfg.model}': {str(e).splitlines()[0]}{load_hint(e, cfg)}") from None
+    except Exception as e:  # noqa: BLE001 - re-raised below unless a damaged file explains it
+        # a damaged JSON file surfaces as a JSONDecodeError, a KeyError or a TypeError from deep inside the
+        # libraries, naming neither the file nor the fix: look for one, and else keep what was raised
+        damage = folder and damaged_file(folder)
+        if damage:
+            raise GlueRunnerError(f"could not load model '{cfg.model}': {damage}; download or copy the model "
+                                  "again") from None
+        if not isinstance(e, (OSError, ValueError)):
+            raise
+        raise GlueRunnerError(f"could not load model '{cfg.model}': {reason(e, cfg)}") from None
     if not tokenizer.is_fast:
         raise GlueRunnerError(f"'{cfg.model}' has no fast tokenizer (tokenizer.json); glue-runner needs one for batched tokenization")
+    specials = set(tokenizer.all_special_tokens)
+    if not set(tokenizer.get_vocab()) - specials:
+        # transformers builds a tokenizer of the family's class from no files at all: every word would be [UNK]
+        raise GlueRunnerError(
+            f"'{cfg.model}' has no tokenizer files (tokenizer.json, or a vocabulary such as vocab.txt): the tokenizer "
+            f"made without them knows only its {len(specials)} special tokens, so every word would be unknown; copy "
+            "the tokenizer's files into the folder (tokenizer.save_pretrained), or download the model again")
     check_length(task, cfg, tokenizer, getattr(config, "max_position_embeddings", None))
     return config, tokenizer
+
+
+# A model folder's JSON files, with the keys each must hold to be what its name says (tokenizer.json: what
+# the tokenizers library writes and transformers reads first)
+MODEL_JSON = {"config.json": (), "tokenizer_config.json": (), "special_tokens_map.json": (),
+              "tokenizer.json": ("model", "added_tokens")}
+
+
+def damaged_file(folder: Path) -> str | None:
+    """What is wrong with one of a model folder's JSON files (asked once loading it failed), or None."""
+    for name, keys in MODEL_JSON.items():
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            content = json.loads(path.read_bytes())
+        except (ValueError, RecursionError) as e:  # not JSON, not UTF-8 text, nested beyond reading
+            why = f"{e.msg}, line {e.lineno}" if isinstance(e, json.JSONDecodeError) else \
+                "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else "nested too deeply"
+            return f"{path} is not valid JSON ({why}): it is damaged or cut short"
+        if not isinstance(content, dict):
+            return f"{path} holds a JSON {type(content).__name__}, not the object a {name} holds"
+        missing = [key for key in keys if key not in content]
+        if missing:
+            return (f"{path} has no {', '.join(repr(k) for k in missing)}: it is not a {name} (another file saved "
+                    "as it?)")
+    return None
+
+
+def cut_short_bin(model: str) -> bool:
+    """Whether the model is a local folder whose pytorch_model.bin is a zip (as torch.save writes it) cut short:
+    torch's error says only 'Invalid argument' or 'failed finding central directory'."""
+    path = Path(model).expanduser() / "pytorch_model.bin"
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"PK" and not zipfile.is_zipfile(path)
+    except OSError:
+        return False
 
 
 def hub_options(cfg: RunConfig) -> dict:
     return {"trust_remote_code": cfg.trust_remote_code, "cache_dir": cfg.cache_dir}
 
 
+def reason(error: Exception, cfg: RunConfig) -> str:
+    """The library's first line, and the next step when there is one (its full stop gives way to it)."""
+    first, hint = str(error).splitlines()[0], load_hint(error, cfg)
+    return first.rstrip(".") + hint if hint else first
+
+
 def load_hint(error: Exception, cfg: RunConfig) -> str:
-    """The next step after a failed load: trusting remote code, or working without internet."""
+    """The next step after a failed load: trusting remote code, mending or fetching again a folder whose
+    config.json or weights are wrong or missing, upgrading transformers, or working without internet."""
     text = str(error)
     if "custom code" in text and not cfg.trust_remote_code:
         return "; pass --trust-remote-code only if you trust that code"
+    if "Should have a `model_type` key" in text:
+        return ("; add the model's family to config.json as save_pretrained writes it (e.g. \"model_type\": \"bert\"), "
+                "or download or copy the model again")
+    if "does not recognize this architecture" in text:
+        import transformers
+
+        return (f"; check \"model_type\" in its config.json, or, for a family newer than this transformers "
+                f"({transformers.__version__}), upgrade it: pip install -U transformers")
+    if "no file named" in text and _looks_like_path(cfg.model):  # a local folder without its weights
+        return "; download or copy the model again (save_pretrained writes model.safetensors beside config.json)"
     if "connect" in text or "offline" in text.lower():
         hint = "; without internet, pass --model with a local model folder (one that save_pretrained made)"
         local_data = cfg.data_dir or cfg.smoke or own_files(cfg) or is_task_file(cfg.task)
@@ -218,12 +308,14 @@ def check_inputs(loaded: LoadedModel, task: TaskSpec, tokenized: dict) -> dict:
     two types for a model pretrained with one) refused before training, not as an IndexError inside it."""
     import inspect
 
-    if "token_type_ids" not in inspect.signature(loaded.model.forward).parameters:
+    types = getattr(loaded.model.config, "type_vocab_size", None)
+    # type_vocab_size 0: no token-type embedding at all, and the types its tokenizer still makes are ignored
+    # (DeBERTa-v3's), so they are no reason to refuse it
+    if "token_type_ids" not in inspect.signature(loaded.model.forward).parameters or types == 0:
         return {name: d.remove_columns([c for c in d.column_names if c == "token_type_ids"])
                 for name, d in tokenized.items()}
     # the types depend only on how many texts an example has: one example tells them all
     highest = max(loaded.tokenizer(*["a"] * len(task.text_fields)).get("token_type_ids") or [0])
-    types = getattr(loaded.model.config, "type_vocab_size", None)
     if types is not None and highest >= types:
         raise GlueRunnerError(f"the tokenizer makes token type {highest} but '{loaded.model.name_or_path}' has "
                               f"{types} (its type_vocab_size); give the model its own tokenizer (one pretrained "

@@ -1,12 +1,12 @@
 """The hostile-input census: throw hostile input at glue-run and count how each case ended.
 
     python tests/hostile_input_census.py [--examples 100] [--real-runs 1] [--repetitions 2] [--processes 4]
-                                         [--only readers,flags,folders,concurrent]
+                                         [--only readers,flags,folders,concurrent,models,damaged,exports,empty]
 
 (a bare number is --examples, as before). Exit status 1 when a case ended in a traceback, lost a
 result, or ended otherwise than its scenario expects.
 
-Four groups of cases (issue 9):
+Eight groups of cases (issue 9; models, damaged, exports and empty from issue 19):
 
 readers     tests/test_hostile_input.py's strategies write hostile files for every GLUE file and
             for the own-file readers (CSV, TSV, JSONL): parsed, or one GlueRunnerError, else CRASH.
@@ -38,12 +38,36 @@ concurrent  several glue-run processes (--processes, 4) started at the same mome
             traceback. Every run ends exactly once (one "wrote" line, its own folder, a metrics.json
             that parses) and is listed once in runs.csv; the finished sweep started again is
             "already done" in every process, which all write a whole leaderboard.png.
+models      tiny models of other families built here (hidden 32, 2 layers, the tiny BERT's WordPiece
+            vocabulary) with their tokenizers' input names: RoBERTa-style (one token type, no
+            token_type_ids), DistilBERT (with and without a tokenizer that makes token types),
+            DeBERTa-v2/v3-style (type_vocab_size 0, a tokenizer that makes types), ELECTRA, ModernBERT
+            (where transformers has it), and a one-type BERT given a two-type tokenizer (refused on
+            pairs); each trains on MRPC and SST-2. Then the tiny BERT and the RoBERTa-style model one
+            after the other, both orders, in one results folder and one tokenization cache.
+damaged     the tiny BERT's folder damaged: weights cut short, empty, a web page, missing, in an old
+            pytorch_model.bin cut short, of another shape than config.json says; config.json without
+            model_type, of an unknown family, not JSON, empty, a list, missing; tokenizer.json cut
+            short, binary, another file; tokenizer_config.json not JSON; the tokenizer's or the
+            vocabulary's files missing. A refusal must be one line naming the file and the fix.
+exports     own data files as Excel (CSV UTF-8, Windows CSV in cp1252, Unicode text), LibreOffice
+            (semicolons), pandas (to_csv with its index, to_json lines and array) and editors (blank
+            lines, CR line ends, a line break in a quoted field, a BOM, .xlsx) write them, run with
+            --train-file/--validation-file; a finished run's file is read again and must give the rows
+            and texts written (a column taken for text that is not is UNEXPECTED).
+empty       `--flag ""` and `--flag=` for every flag that takes a value (and --grid), in a GLUE-folder
+            and an own-files run with run_all stubbed, each accepted one then run for real (not with
+            --real-runs 0); and the same for the commands' flags and positionals (leaderboard,
+            compare, validate-submission), which run for real on a results folder of two models.
+            Each case of models, damaged and exports runs in a copy of a folder holding a finished
+            run: a file of it changed or gone is a result LOST.
 
 Prints one line per outcome kind with its count, then a line per group and a summary: cases
 tried, accepted/parsed, clear errors, tracebacks, results lost (and outcomes other than the
 scenario expects). Hypothesis runs with a fixed seed and no database, so the readers' and flags'
 counts repeat; the concurrent group's split of "in use" and "already done" depends on timing. The
-defaults take 2 to 5 minutes on two busy cores; tests/test_hostile_input.py runs a small census.
+defaults take 5 to 10 minutes on two busy cores (models, damaged, exports and empty: 2 to 3);
+tests/test_hostile_input.py runs a small census.
 """
 
 import argparse
@@ -405,41 +429,50 @@ def inside(value: str, root: Path) -> bool:
     return resolved.is_relative_to(root.resolve()) or str(resolved).startswith("/sys/")
 
 
-def flag_census(c: Census, examples: int, real_runs: int, work: Path, model: Path, glue: Path,
-                special_values: int | None = None) -> None:
+def stubbed_attempts(c: Census, root: Path, replace: dict):
+    """attempt(group, argv, value, example): glue-run's main on argv in root with run_all stubbed (so no
+    model loads), counted under group; a file of root's that changed is a result lost."""
     from unittest import mock
 
     from glue_runner import cli
 
-    root = make_case_root(work / "flags")
-    cache = work / "cache"
-    bases = contexts(model, glue)
-    replace = {str(root): "ROOT", str(model): "MODEL", str(glue): "GLUE", str(cache): "CACHE"}
-    started = {}
-
     def stub(configs, console, grid=None, shard=None):
-        started["configs"] = configs
         return []
 
     fixture_files = snapshot(root)
-    accepted_specials = collections.defaultdict(list)  # flag -> [(context, flag name, value)] accepted
 
-    def attempt(name: str, context: str, argv_tail: list[str], value: str) -> str:
+    def attempt(group: str, argv: list[str], value: str, example: str) -> str:
         cwd = os.getcwd()
         os.chdir(root)
         try:
             with mock.patch.object(cli, "run_all", stub):
-                code, output = call_main([*bases[context], "--cache-dir", str(cache), *argv_tail])
+                code, output = call_main(argv)
         finally:
             os.chdir(cwd)
         outcome = ending(code, output, {**replace, value: "VALUE"} if value else replace)
-        c.add(f"flags: {name}", outcome, example=f"{shown(argv_tail)} [{context}]")
+        c.add(group, outcome, example=example)
         now = snapshot(root)
         if now != fixture_files:
-            c.lose(f"flags: {name}", f"{' '.join(map(repr, argv_tail))}", changed(fixture_files, now))
+            c.lose(group, example, changed(fixture_files, now))
             for rel in set(now) - set(fixture_files):
                 Path(root, rel).unlink()
         return outcome
+
+    return attempt
+
+
+def flag_census(c: Census, examples: int, real_runs: int, work: Path, model: Path, glue: Path,
+                special_values: int | None = None) -> None:
+    root = make_case_root(work / "flags")
+    cache = work / "cache"
+    bases = contexts(model, glue)
+    replace = {str(root): "ROOT", str(model): "MODEL", str(glue): "GLUE", str(cache): "CACHE"}
+    stubbed = stubbed_attempts(c, root, replace)
+    accepted_specials = collections.defaultdict(list)  # flag -> [(context, flag name, value)] accepted
+
+    def attempt(name: str, context: str, argv_tail: list[str], value: str) -> str:
+        return stubbed(f"flags: {name}", [*bases[context], "--cache-dir", str(cache), *argv_tail], value,
+                       f"{shown(argv_tail)} [{context}]")
 
     for name, f, names in value_flags():
         for value in specials(name, f)[:special_values]:
@@ -663,6 +696,479 @@ def folder_census(c: Census, work: Path, model: Path, glue: Path, quick: bool = 
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# ---- real runs, case by case: models, damaged, exports -----------------------------
+
+MODEL_FAST = ["--num-train-epochs", "1", "--max-train-samples", "16", "--max-eval-samples", "8"]
+
+
+@dataclasses.dataclass
+class Case:
+    """One case of the models, damaged and exports groups: glue-run run for real, once or several times
+    one after the other, in a folder of its own (a copy of the group's base folder, which holds a
+    finished run, so there is something to lose)."""
+    name: str
+    commands: list[list[str]]  # run in the case's folder, in turn; the first that does not finish ends the case
+    expect: str  # "done", "error", or "done or error" (both right: a tokenizer rebuilt from its vocabulary)
+    setup: object = None  # called with the case's folder before the first snapshot
+    mentions: tuple[str, ...] = ()  # what its error line must name: the damaged file and the fix (case ignored)
+    check: object = None  # called in the case's folder after it finished: what was read or run wrong
+    note: str = ""  # what is known about it, printed with the outcome
+
+
+def lost_since(before: dict[str, bytes], rows_before: dict, folder: Path, allowed=lambda rel: False) -> list[str]:
+    """What changed or vanished under folder since the snapshot, and runs.csv rows gone or changed
+    (runs.csv and runs.md themselves are rewritten by every run, so they are compared by row)."""
+    tables = ("results/runs.csv", "results/runs.md")
+    lost = changed({k: v for k, v in before.items() if k not in tables}, snapshot(folder), allowed)
+    rows_after = table_rows(folder)
+    return lost + [f"runs.csv row of {run} {'vanished' if run not in rows_after else 'changed'}"
+                   for run, row in rows_before.items()
+                   if rows_after.get(run) != row and not allowed(str(Path("results", run)) + "/")]
+
+
+def run_cases(c: Census, group: str, cases: list[Case], base: Path, work: Path, replace: dict) -> None:
+    cwd = os.getcwd()
+    for case in cases:
+        folder = Path(tempfile.mkdtemp(dir=work, prefix=f"{group}-"))
+        shutil.copytree(base, folder, dirs_exist_ok=True)
+        if case.setup:
+            case.setup(folder)
+        where, problems, output = {**replace, str(folder): "ROOT"}, [], ""
+        for argv in case.commands:
+            before, rows_before = snapshot(folder), table_rows(folder)
+            os.chdir(folder)
+            try:
+                code, output = call_main(argv, limit=300)
+            finally:
+                os.chdir(cwd)
+            outcome = ending(code, output, where, ok="done")
+            c.lose(group, case.name, lost_since(before, rows_before, folder))
+            if outcome != "done":
+                break
+        got = "error" if outcome.startswith(("error:", "usage error:")) else outcome
+        errors = [line for line in output.splitlines() if line.startswith("error:")]
+        if got not in case.expect.split(" or "):
+            problems.append(f"ended {got}, expected {case.expect}")
+        elif got == "error":
+            problems += [f"its error does not name {m!r}" for m in case.mentions if m.lower() not in errors[-1].lower()]
+        elif case.check:
+            os.chdir(folder)
+            try:
+                problems += case.check(folder)
+            finally:
+                os.chdir(cwd)
+        if is_bug(outcome):
+            tail = " | ".join(output.strip().splitlines()[-3:])
+            c.notes.append(f"{outcome.split()[0]} ({group}) {case.name}: ...{tail}")
+        for problem in problems:
+            c.notes.append(f"UNEXPECTED ({group}) {case.name}: {problem}")
+        c.add(group, f"{outcome}{' — UNEXPECTED: ' + '; '.join(problems) if problems else ''}  [{case.name}]"
+                     f"{'  (' + case.note + ')' if case.note else ''}",
+              example=" ;; ".join(shown(argv) for argv in case.commands))
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def base_folder(work: Path, name: str, argv: list[str], setup=None) -> Path:
+    """A group's base folder: what setup puts there, and the finished run of argv in it."""
+    base = work / f"{name}-base"
+    base.mkdir()
+    if setup:
+        setup(base)
+    cwd = os.getcwd()
+    os.chdir(base)
+    try:
+        code, output = call_main(argv)
+    finally:
+        os.chdir(cwd)
+    assert code == 0, output  # the base run itself
+    return base
+
+
+def finished_runs(folder: Path) -> set[str]:
+    return {str(p.parent.relative_to(folder / "results")) for p in (folder / "results").rglob("metrics.json")}
+
+
+# ---- models of other families --------------------------------------------------
+
+TWO_INPUTS = ["input_ids", "attention_mask"]  # what RoBERTa's, DistilBERT's and ModernBERT's tokenizers make
+THREE_INPUTS = ["input_ids", "token_type_ids", "attention_mask"]  # BERT's, ELECTRA's, DeBERTa-v2/v3's
+
+
+def family_config(family: str, vocab_size: int):
+    """A tiny configuration of the family (hidden 32, 2 layers) and its tokenizer's model_input_names; None
+    where this transformers has no such family."""
+    import transformers as t
+
+    small = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=64, max_position_embeddings=128, pad_token_id=0)
+    if family == "roberta":  # one token type; positions start after the padding index (roberta-base has 514)
+        return t.RobertaConfig(**{**small, "max_position_embeddings": 130}, type_vocab_size=1), TWO_INPUTS
+    if family in ("distilbert", "distilbert, tokenizer makes token types"):  # its forward takes no token types
+        return (t.DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+                                   max_position_embeddings=128, pad_token_id=0),
+                TWO_INPUTS if family == "distilbert" else THREE_INPUTS)
+    # as deberta-v3-base: no token-type embedding (type_vocab_size 0), yet its tokenizer makes types
+    if family == "deberta-v2":
+        return t.DebertaV2Config(**small, type_vocab_size=0, relative_attention=True, position_buckets=16,
+                                 pos_att_type=["p2c", "c2p"], position_biased_input=False), THREE_INPUTS
+    if family == "electra":
+        return t.ElectraConfig(**small, embedding_size=32), THREE_INPUTS
+    if family == "modernbert":
+        if not hasattr(t, "ModernBertConfig"):
+            return None
+        return t.ModernBertConfig(**small, cls_token_id=2, sep_token_id=3, bos_token_id=2, eos_token_id=3,
+                                  local_attention=16), TWO_INPUTS
+    if family == "bert, one token type":  # a tokenizer that makes two for a model with one: refused before training
+        return t.BertConfig(**small, type_vocab_size=1), THREE_INPUTS
+    raise ValueError(family)
+
+
+FAMILIES = ["roberta", "distilbert", "distilbert, tokenizer makes token types", "deberta-v2", "electra", "modernbert",
+            "bert, one token type"]
+
+
+def tiny_family(root: Path, family: str, bert: Path) -> Path | None:
+    """The family's tiny model with the tiny BERT's WordPiece vocabulary and the input names its family's
+    tokenizer makes, saved as save_pretrained saves a downloaded checkpoint (no head)."""
+    import torch
+    import transformers
+
+    made = family_config(family, len((bert / "vocab.txt").read_text(encoding="utf-8").splitlines()))
+    if made is None:
+        return None
+    config, input_names = made
+    out = root / re.sub(r"\W+", "-", family)
+    transformers.BertTokenizerFast(vocab=str(bert / "vocab.txt"), do_lower_case=True, model_max_length=128,
+                                   model_input_names=input_names).save_pretrained(out)
+    torch.manual_seed(0)
+    with contextlib.redirect_stderr(io.StringIO()):
+        transformers.AutoModel.from_config(config).save_pretrained(out)
+    return out
+
+
+def models_census(c: Census, work: Path, model: Path, glue: Path) -> None:
+    cache = work / "cache"
+    models = work / "models"
+
+    def command(path: Path, task: str, cache_dir: Path = cache) -> list[str]:
+        return ["--task", task, "--model", str(path), "--data-dir", str(glue), "--cache-dir", str(cache_dir),
+                *MODEL_FAST]
+
+    # the base run leaves BERT's tokens of MRPC, with token types, in the cache every family's run shares
+    base = base_folder(work, "models", command(model, "mrpc"))
+    cases = []
+    for family in FAMILIES:
+        path = tiny_family(models, family, model)
+        if path is None:
+            c.add("models", f"skipped: {family} (this transformers has no such family)")
+            continue
+        refused = family == "bert, one token type"
+        for task in ("mrpc", "sst2"):
+            # a single sentence makes type 0 only, which a one-type model has
+            expect = "error" if refused and task == "mrpc" else "done"
+            cases.append(Case(f"{family} on {task}", [command(path, task)], expect,
+                              mentions=("type_vocab_size",) if expect == "error" else ()))
+    roberta = models / "roberta"
+    for n, order in enumerate([(model, roberta), (roberta, model)]):
+        fresh = work / f"cache-sequence-{n}"  # a cache of their own: the first model's tokens are there for the second
+        # another seed than the base run's, which would be already done
+        commands = [[*command(m, task, fresh), "--seed", "7"] for task in ("mrpc", "sst2") for m in order]
+        expected = {f"runs/{m.name}/{task}-seed7" for task in ("mrpc", "sst2") for m in order}
+        cases.append(Case(f"{order[0].name} then {order[1].name}, one results folder and cache", commands, "done",
+                          check=lambda folder, expected=expected: [f"no finished run {run}" for run in
+                                                                   sorted(expected - finished_runs(folder))]))
+    run_cases(c, "models", cases, base, work, {str(model): "MODEL", str(models): "MODELS", str(glue): "GLUE",
+                                               str(cache): "CACHE", str(work): "WORK"})
+
+
+# ---- damaged model folders ------------------------------------------------------
+
+def damaged_cases(command: list[str]) -> list[Case]:
+    """The tiny BERT in the case's folder as `model` (a name no family's is matched on), damaged."""
+    def file(name: str) -> Path:
+        return Path("model", name)
+
+    def cut(name: str, keep: float):
+        def setup(d: Path) -> None:
+            content = (d / file(name)).read_bytes()
+            (d / file(name)).write_bytes(content[:int(len(content) * keep)])
+        return setup
+
+    def write(name: str, content: bytes):
+        return lambda d: (d / file(name)).write_bytes(content)
+
+    def remove(*names: str):
+        return lambda d: [(d / file(n)).unlink() for n in names]
+
+    def edit_config(change):
+        def setup(d: Path) -> None:
+            config = json.loads((d / file("config.json")).read_text())
+            change(config)
+            (d / file("config.json")).write_text(json.dumps(config, indent=2))
+        return setup
+
+    def reshape(d: Path) -> None:  # weights saved at one size, config.json edited to another afterwards
+        edit_config(lambda config: config.update(hidden_size=64, intermediate_size=128))(d)
+
+    def as_bin(keep: float):
+        """The weights as an older checkpoint has them: pytorch_model.bin only (keep: the part of it left)."""
+        def setup(d: Path) -> None:
+            import torch
+            from safetensors.torch import load_file
+
+            torch.save(load_file(d / file("model.safetensors")), d / file("pytorch_model.bin"))
+            (d / file("model.safetensors")).unlink()
+            cut("pytorch_model.bin", keep)(d)
+        return setup
+
+    def copy_over(source: str, target: str):
+        return lambda d: shutil.copy(d / file(source), d / file(target))
+
+    tokenizer_files = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+    return [Case(name, [command], expect, setup, mentions, note=note) for name, expect, setup, mentions, note in [
+        ("model.safetensors cut to half (an interrupted download)", "error", cut("model.safetensors", 0.5),
+         ("model.safetensors", "again"), ""),
+        ("model.safetensors empty", "error", write("model.safetensors", b""), ("model.safetensors", "again"), ""),
+        ("model.safetensors is a web page (a proxy's login page saved as it)", "error",
+         write("model.safetensors", b"<!DOCTYPE html><html><body>Sign in</body></html>\n"),
+         ("model.safetensors", "again"), ""),
+        ("model.safetensors missing", "error", remove("model.safetensors"), ("model.safetensors", "again"), ""),
+        ("pytorch_model.bin only, whole", "done", as_bin(1.0), (), "an older checkpoint"),
+        ("pytorch_model.bin only, cut to half", "error", as_bin(0.5), ("pytorch_model.bin", "again"), ""),
+        ("config.json without model_type", "error", edit_config(lambda config: config.pop("model_type")),
+         ("config.json", "model_type", "again"), ""),
+        ("config.json with a model_type this transformers does not know", "error",
+         edit_config(lambda config: config.update(model_type="nosuchfamily")),
+         ("config.json", "model_type", "upgrade"), ""),
+        ("config.json is not JSON (cut short)", "error", cut("config.json", 0.5), ("config.json", "again"), ""),
+        ("config.json empty", "error", write("config.json", b""), ("config.json", "again"), ""),
+        ("config.json missing", "error", remove("config.json"), ("no config.json", "again"), ""),
+        ("config.json holds a JSON list", "error", write("config.json", b"[]"), ("config.json", "again"), ""),
+        ("weights of another shape (config.json's hidden_size changed after saving)", "error", reshape,
+         ("config.json", "again"), ""),
+        ("tokenizer.json missing (vocab.txt is there)", "done or error", remove("tokenizer.json"), (),
+         "a fast tokenizer can be rebuilt from vocab.txt"),
+        ("tokenizer.json cut short", "error", cut("tokenizer.json", 0.5), ("tokenizer.json", "again"), ""),
+        ("tokenizer.json is binary (not UTF-8)", "error", write("tokenizer.json", b"\xff\xfe\x00\x01garbage"),
+         ("tokenizer.json", "again"), ""),
+        ("tokenizer.json holds another file (config.json copied over it)", "error",
+         copy_over("config.json", "tokenizer.json"), ("tokenizer.json", "again"), ""),
+        ("tokenizer_config.json is not JSON", "error", write("tokenizer_config.json", b"{\"do_lower_case\": tr"),
+         ("tokenizer_config.json", "again"), ""),
+        ("every tokenizer file missing", "error", remove(*tokenizer_files), ("tokenizer", "again"), ""),
+        ("vocab.txt missing (tokenizer.json is there)", "done", remove("vocab.txt"), (),
+         "tokenizer.json holds the vocabulary"),
+    ]]
+
+
+def damaged_census(c: Census, work: Path, model: Path, glue: Path) -> None:
+    cache = work / "cache"
+    command = ["--task", "sst2", "--model", "model", "--data-dir", str(glue), "--cache-dir", str(cache), *FAST]
+    base = base_folder(work, "damaged", command, lambda d: shutil.copytree(model, d / "model"))
+    # another seed: the base run's own command is already done, and would not load the model
+    run_cases(c, "damaged", damaged_cases([*command, "--seed", "7"]), base, work,
+              {str(glue): "GLUE", str(cache): "CACHE"})
+
+
+# ---- own data as spreadsheets, pandas and other tools export it ---------------------
+
+EXPORT_ROWS = [(f"a {'good' if i % 2 else 'bad'} film, the café’s {i}", "pos" if i % 2 else "neg")
+               for i in range(12)]  # a comma to quote, and what cp1252 holds but ASCII does not
+
+
+def delimited(rows, delimiter: str = ",", line_end: str = "\n", header=("text", "label")) -> str:
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter, lineterminator=line_end).writerows([header, *rows])
+    return out.getvalue()
+
+
+def xlsx(rows) -> bytes:
+    """A real .xlsx (an Office Open XML zip) holding the rows as inline strings."""
+    import zipfile
+    from xml.sax.saxutils import escape
+
+    def cell(column: str, row: int, text: str) -> str:
+        return f'<c r="{column}{row}" t="inlineStr"><is><t>{escape(text)}</t></is></c>'
+
+    sheet = "".join(f'<row r="{i}">{cell("A", i, a)}{cell("B", i, b)}</row>'
+                    for i, (a, b) in enumerate([("text", "label"), *rows], start=1))
+    ns = "http://schemas.openxmlformats.org"
+    parts = {
+        "[Content_Types].xml": f'<?xml version="1.0"?><Types xmlns="{ns}/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+        'spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/'
+        'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>',
+        "_rels/.rels": f'<?xml version="1.0"?><Relationships xmlns="{ns}/package/2006/relationships"><Relationship '
+        f'Id="r1" Type="{ns}/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/>'
+        '</Relationships>',
+        "xl/workbook.xml": f'<?xml version="1.0"?><workbook xmlns="{ns}/spreadsheetml/2006/main" xmlns:r="{ns}/'
+        'officeDocument/2006/relationships"><sheets><sheet name="Sheet1" sheetId="1" r:id="r1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": f'<?xml version="1.0"?><Relationships xmlns="{ns}/package/2006/relationships">'
+        f'<Relationship Id="r1" Type="{ns}/officeDocument/2006/relationships/worksheet" '
+        'Target="worksheets/sheet1.xml"/>'
+        '</Relationships>',
+        "xl/worksheets/sheet1.xml": f'<?xml version="1.0"?><worksheet xmlns="{ns}/spreadsheetml/2006/main">'
+        f'<sheetData>{sheet}</sheetData></worksheet>',
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in parts.items():
+            z.writestr(name, text)
+    return out.getvalue()
+
+
+def pandas_export(how: str) -> bytes:
+    import pandas as pd
+
+    frame = pd.DataFrame(EXPORT_ROWS, columns=["text", "label"])
+    if how == "to_csv":  # the index, unnamed, comes first: ",text,label"
+        return frame.to_csv().encode()
+    if how == "to_csv tsv":
+        return frame.to_csv(sep="\t").encode()
+    return frame.to_json(orient="records", lines=how == "to_json lines").encode()
+
+
+def read_back(argv: list[str], rows, fields=("sentence",)):
+    """A check that the file was read as written: the run's own configuration read again, row by row."""
+    def check(folder: Path) -> list[str]:
+        from glue_runner.session import configs_from_args
+
+        cfg = configs_from_args(build_parser().parse_args(argv))[0]
+        task = data.task_for(cfg)
+        train = data.load_splits(task, cfg, log=lambda *a, **k: None, with_test=False)["train"].dataset
+        if task.text_fields != fields:
+            return [f"read as the text column(s) {list(task.columns.values())[:len(task.text_fields)]}, "
+                    f"not {len(fields)} column(s) of text"]
+        texts = [tuple(r[f] for f in fields) for r in train]
+        if len(texts) != len(rows):
+            return [f"read {len(texts)} training rows, not {len(rows)}"]
+        wrong = [(got, want) for got, want in zip(texts, [r[:len(fields)] for r in rows]) if got != want]
+        return [f"a text read as {wrong[0][0]!r}, written as {wrong[0][1]!r}"] if wrong else []
+    return check
+
+
+def export_cases(model: Path, cache: Path) -> list[Case]:
+    rows = EXPORT_ROWS
+    newline_rows = [(f"line one of {i}\nline two, {t}", label) for i, (t, label) in enumerate(rows)]
+    plain = delimited(rows).splitlines(keepends=True)
+    exports = [
+        # name, file name, bytes, expected ending, what a clear error names, note, rows it must read as
+        ("Excel 'CSV UTF-8' (a byte-order mark, CRLF)", "train.csv",
+         ("\ufeff" + delimited(rows, line_end="\r\n")).encode(), "done", (), "", rows),
+        ("Excel 'CSV' on Windows (cp1252: é and curly quotes, CRLF)", "train.csv",
+         delimited(rows, line_end="\r\n").encode("cp1252"), "error", ("UTF-8",),
+         "the fix today: re-save as UTF-8; an --encoding flag being added to readers.py should be named", rows),
+        ("Excel 'Unicode text' (UTF-16 LE with a BOM, tabs, CRLF) as saved: .txt", "train.txt",
+         ("\ufeff" + delimited(rows, "\t", "\r\n")).encode("utf-16-le"), "error", (".txt",), "", rows),
+        ("Excel 'Unicode text' renamed .tsv", "train.tsv",
+         ("\ufeff" + delimited(rows, "\t", "\r\n")).encode("utf-16-le"), "done or error", ("UTF-16",),
+         "its byte-order mark says UTF-16: read as such, or refused naming it", rows),
+        ("LibreOffice CSV separated by semicolons", "train.csv", delimited(rows, ";").encode(), "error",
+         ("semicolon",), "", rows),
+        ("pandas to_csv with its unnamed index column first (',text,label')", "train.csv", pandas_export("to_csv"),
+         "done", (), "", rows),
+        ("pandas to_csv(sep='\\t') with its index, as .tsv", "train.tsv", pandas_export("to_csv tsv"), "done", (), "",
+         rows),
+        ("pandas to_json(orient='records', lines=True)", "train.jsonl", pandas_export("to_json lines"), "done", (),
+         "", rows),
+        ("pandas to_json(orient='records'): one JSON array, as .json", "train.json", pandas_export("to_json"),
+         "done or error", ("per line",), "", rows),
+        ("a trailing empty line", "train.csv", "".join([*plain, "\n"]).encode(), "done", (), "", rows),
+        ("a blank line in the middle", "train.csv", "".join([*plain[:6], "\n", *plain[6:]]).encode(), "done", (), "",
+         rows),
+        ("old Mac line ends (CR only)", "train.csv", delimited(rows, line_end="\r").encode(), "done", (), "", rows),
+        ("a quoted field holding a line break (Excel, CRLF rows)", "train.csv",
+         delimited(newline_rows, line_end="\r\n").encode(), "done", (), "", newline_rows),
+        ("JSON lines with a byte-order mark (Notepad's 'UTF-8 with BOM')", "train.jsonl",
+         ("\ufeff" + "".join(json.dumps({"text": t, "label": label}, ensure_ascii=False) + "\n" for t, label in rows))
+         .encode(), "done", (), "", rows),
+        ("an .xlsx workbook (a real zip)", "train.xlsx", xlsx(rows), "error", (".xlsx", "CSV UTF-8"),
+         "the fix: how to save it as CSV", rows),
+    ]
+    if "encoding" in FIELDS:  # --encoding (readers.py) reads it as saved
+        exports.append(("Excel 'CSV' on Windows, with --encoding cp1252", "train.csv",
+                        delimited(rows, line_end="\r\n").encode("cp1252"), "done", (), "", rows))
+    cases = []
+    for name, filename, content, expect, mentions, note, expected_rows in exports:
+        argv = ["--model", str(model), "--train-file", filename, "--validation-file", filename, "--cache-dir",
+                str(cache), *MODEL_FAST, *(["--encoding", "cp1252"] if "--encoding" in name else [])]
+        cases.append(Case(name, [argv], expect, lambda d, f=filename, b=content: Path(d, f).write_bytes(b), mentions,
+                          read_back(argv, expected_rows), note))
+    return cases
+
+
+def exports_census(c: Census, work: Path, model: Path, glue: Path) -> None:
+    cache = work / "cache"
+    base = base_folder(work, "exports", ["--task", "sst2", "--model", str(model), "--data-dir", str(glue),
+                                         "--cache-dir", str(cache), *FAST])
+    run_cases(c, "exports", export_cases(model, cache), base, work,
+              {str(model): "MODEL", str(glue): "GLUE", str(cache): "CACHE"})
+
+
+# ---- an empty value for every flag that takes one ----------------------------------
+
+def subcommand_cases() -> list[tuple[str, list[list[str]]]]:
+    """(what is empty, its commands) for glue-run's commands: every flag of theirs that takes a value (as
+    `--flag ""` and `--flag=`), and their positionals."""
+    def both(command: list[str], name: str) -> tuple[str, list[list[str]]]:
+        return f"{command[0]} {name}", [[*command, name, ""], [*command, f"{name}="]]
+
+    return [both(["leaderboard"], name) for name in ("--results-dir", "--model", "--task", "--since")] + \
+        [both(["compare", "tiny-bert", "tiny-bert-b"], name) for name in ("--results-dir", "--task", "--markdown")] + \
+        [("compare A", [["compare", "", "tiny-bert-b"]]), ("compare B", [["compare", "tiny-bert", ""]])] + \
+        [both(["validate-submission", "results"], name) for name in ("--data-dir", "--cache-dir")] + \
+        [("validate-submission FOLDER", [["validate-submission", ""]])]
+
+
+def empty_census(c: Census, work: Path, model: Path, glue: Path, real_runs: bool = True) -> None:
+    """`--flag ""` and `--flag=` for every flag that takes a value (and --grid, which takes several), in a
+    GLUE-folder run and an own-files run with run_all stubbed; each accepted one then runs for real. Then
+    the same for the commands' flags and positionals, with a results folder of two models to read."""
+    root = make_case_root(work / "empty")
+    cache = work / "cache"
+    bases = {k: v for k, v in contexts(model, glue).items() if k in ("GLUE folder", "own files")}
+    shutil.copytree(model, root / "tiny-bert-b")
+    cwd = os.getcwd()
+    for path in (model, root / "tiny-bert-b"):  # two models' runs, for leaderboard and compare to read
+        os.chdir(root)
+        try:
+            code, output = call_main(["--task", "rte", "--model", str(path), "--data-dir", str(glue), "--cache-dir",
+                                      str(cache), *FAST])
+        finally:
+            os.chdir(cwd)
+        assert code == 0, output
+    replace = {str(root): "ROOT", str(model): "MODEL", str(glue): "GLUE", str(cache): "CACHE"}
+    stubbed = stubbed_attempts(c, root, replace)
+    accepted = []
+    flags = [names[0] for _, _, names in value_flags()] + ["--grid"]
+    for name in flags:
+        for form in ([name, ""], [f"{name}="]):
+            for context, argv in bases.items():
+                outcome = stubbed(f"empty: {name}", [*argv, "--cache-dir", str(cache), *form], "",
+                                  f"{shown(form)} [{context}]")
+                if outcome == "accepted":
+                    accepted.append((name, context, form))
+    for what, commands in subcommand_cases():
+        for argv in commands:
+            stubbed(f"empty: {what}", argv, "", shown(argv))
+    if not real_runs:
+        return
+    for name, context, form in accepted:  # what an accepted empty value does shows once the run starts
+        case_root = make_case_root(Path(tempfile.mkdtemp(dir=work, prefix="empty-real-")))
+        before = snapshot(case_root)
+        os.chdir(case_root)
+        try:
+            code, output = call_main([*bases[context], "--cache-dir", str(cache), *FAST, *form], limit=60)
+        finally:
+            os.chdir(cwd)
+        outcome = ending(code, output, {**replace, str(case_root): "ROOT"}, ok="done")
+        c.add(f"empty, real run: {name}", outcome, example=f"{shown(form)} [{context}]")
+        c.lose(f"empty, real run: {name}", shown(form), changed(before, snapshot(case_root)))
+        shutil.rmtree(case_root, ignore_errors=True)
+
+
 # ---- concurrent runs -----------------------------------------------------------
 
 ZYGOTE = r"""
@@ -818,12 +1324,15 @@ def line(name: str, counts) -> str:
             f"{counts['results lost']} results lost, {counts['unexpected']} unexpected")
 
 
+GROUPS = ("readers", "flags", "folders", "concurrent", "models", "damaged", "exports", "empty")
+
+
 def run_census(examples: int = 100, real_runs: int = 1, repetitions: int = 2, processes: int = 4,
-               only: tuple[str, ...] = ("readers", "flags", "folders", "concurrent"), special_values: int | None = None,
+               only: tuple[str, ...] = GROUPS, special_values: int | None = None,
                quick_folders: bool = False, model: Path | None = None, glue: Path | None = None) -> Census:
     """The whole census, or a smaller one: special_values (per flag, default all), quick_folders (only
-    the scenarios that end before a model loads); model and glue: the tiny BERT and GLUE folder to use
-    (default: made here)."""
+    the scenarios that end before a model loads); real_runs 0 also leaves out the empty group's real runs;
+    model and glue: the tiny BERT and GLUE folder to use (default: made here)."""
     import datasets
 
     datasets.disable_progress_bars()
@@ -841,6 +1350,14 @@ def run_census(examples: int = 100, real_runs: int = 1, repetitions: int = 2, pr
             folder_census(c, work, model, glue, quick_folders)
         if "concurrent" in only:
             concurrent_census(c, repetitions, processes, work, model, glue)
+        if "models" in only:
+            models_census(c, work, model, glue)
+        if "damaged" in only:
+            damaged_census(c, work, model, glue)
+        if "exports" in only:
+            exports_census(c, work, model, glue)
+        if "empty" in only:
+            empty_census(c, work, model, glue, real_runs=bool(real_runs))
     finally:
         os.chdir(cwd)
         shutil.rmtree(work, ignore_errors=True)
@@ -855,7 +1372,8 @@ def report(c: Census) -> str:
             lines.append(f"{'':6s}  {'':28s}    e.g. {c.examples[(group, outcome)]}")
     lines += c.notes
     counts = summary(c)
-    lines += [line(name, counts[name]) for name in ("readers", "flags", "flags, real run", "folders", "concurrent")
+    lines += [line(name, counts[name]) for name in ("readers", "flags", "flags, real run", "folders", "concurrent",
+                                                    "models", "damaged", "exports", "empty", "empty, real run")
               if name in counts]
     lines.append(line("census", counts["all"]))
     return "\n".join(lines)
@@ -868,8 +1386,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--real-runs", type=int, default=1, help="accepted special values run for real, per flag (1)")
     p.add_argument("--repetitions", type=int, default=2, help="rounds of each concurrent-runs shape (2)")
     p.add_argument("--processes", type=int, default=4, help="glue-run processes started together (4)")
-    p.add_argument("--only", default="readers,flags,folders,concurrent", help="comma list of groups to run")
+    p.add_argument("--only", default=",".join(GROUPS), help=f"comma list of groups to run, of {', '.join(GROUPS)}")
     args = p.parse_args(argv)
+    unknown = [g for g in args.only.split(",") if g not in GROUPS]
+    if unknown:
+        p.error(f"--only: no group {', '.join(unknown)}; the groups are {', '.join(GROUPS)}")
     started = time.perf_counter()
     c = run_census(args.examples_positional or args.examples, args.real_runs, args.repetitions, args.processes,
                    tuple(args.only.split(",")))

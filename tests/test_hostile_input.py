@@ -104,12 +104,20 @@ def hostile(files: st.SearchStrategy) -> st.SearchStrategy:
     return st.one_of(files, files, files, any_bytes, st.sampled_from([b"", b"\n\n", b"\r\n", b"\x00"]))
 
 
+def decoded(raw: bytes) -> str | None:
+    """The text a reader may read from the bytes: UTF-16 when they start with its byte-order mark (Excel's
+    "Unicode text"), else UTF-8 (a byte-order mark skipped); None when they are not that text."""
+    try:
+        return raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+
+
 def data_records(raw: bytes, header: bool) -> int | None:
     """Independent count of the records in a GLUE TSV (no quoting: one record per non-empty line).
-    None when the bytes are not UTF-8 (the reader must then refuse the file)."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
+    None when the bytes are not text a reader may read (it must then refuse the file)."""
+    text = decoded(raw)
+    if text is None:
         return None
     lines = [line for line in re.split(r"\r\n|\r|\n", text) if line != ""]
     return max(0, len(lines) - header)
@@ -148,7 +156,7 @@ def test_glue_tsv_readers(glue_dir, tmp_path, task_name, split, filename, conten
         got = splits[split]
         assert len(got.dataset) > 0
         expected = data_records(raw, has_header)
-        assert expected is not None, "a file that is not UTF-8 was read"
+        assert expected is not None, "a file that is not UTF-8 (nor UTF-16 with its byte-order mark) was read"
         assert len(got.dataset) + got.skipped == expected  # every record kept or counted as skipped
 
 
@@ -178,7 +186,7 @@ def test_user_file_readers(tmp_path, task_name, suffix, content):
         labels = got.dataset["label"]
         assert all(label == label and abs(label) != float("inf") for label in labels)  # no NaN/inf label
         if suffix == ".jsonl":
-            records = [line for line in re.split(r"\r\n|\r|\n", raw.decode("utf-8-sig")) if line.strip()]
+            records = [line for line in re.split(r"\r\n|\r|\n", decoded(raw)) if line.strip()]
             assert len(got.dataset) == len(records) and got.skipped == 0
 
 
@@ -222,14 +230,19 @@ def test_glue_test_index_beyond_int64(tmp_path, glue_dir):
 
 def test_a_small_census_finds_no_traceback_and_loses_no_result(tiny_bert, glue_dir):
     """tests/hostile_input_census.py, cut down (2 examples per reader and flag, the first 2 special
-    values of each flag, the folder scenarios that end before a model loads; no concurrent runs),
-    so the census cannot rot: every case tried ends parsed, accepted or as one clear error."""
+    values of each flag, the folder scenarios that end before a model loads, the damaged model
+    folders, an empty value for every flag without its real runs; no concurrent runs, no other
+    model families, no exported files), so the census cannot rot: every case tried ends parsed,
+    accepted, finished or as one clear error."""
     import hostile_input_census as census
 
-    c = census.run_census(examples=2, real_runs=0, only=("readers", "flags", "folders"), special_values=2,
-                          quick_folders=True, model=tiny_bert, glue=glue_dir)
+    c = census.run_census(examples=2, real_runs=0, only=("readers", "flags", "folders", "damaged", "empty"),
+                          special_values=2, quick_folders=True, model=tiny_bert, glue=glue_dir)
     counts = census.summary(c)
     assert counts["readers"]["cases"] >= 2 * len(GLUE_FILES) and counts["flags"]["cases"] > 200
     assert counts["folders"]["cases"] >= 10 and counts["folders"]["clear errors"] >= 8
+    assert counts["damaged"]["cases"] >= 15 and counts["damaged"]["clear errors"] >= 12
+    # both spellings of an empty value, in two commands, for every flag that takes one
+    assert counts["empty"]["cases"] >= 4 * len(census.value_flags())
     assert counts["all"]["tracebacks"] == 0 and counts["all"]["results lost"] == 0, census.report(c)
     assert counts["all"]["unexpected"] == 0, census.report(c)
