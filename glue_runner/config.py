@@ -285,7 +285,14 @@ def value_type(f: dataclasses.Field):
 def converter(f: dataclasses.Field):
     """What turns a flag's text into its value (argparse's type=; --grid's values too)."""
     kind = value_type(f)
-    return comma_list if typing.get_origin(kind) is tuple else kind
+    return comma_list if typing.get_origin(kind) is tuple else path if kind is Path else kind
+
+
+def path(text: str) -> Path:
+    # Path("") is ".": an unset shell variable would quietly mean the current folder
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path (an unset shell variable?); give a file or folder")
+    return Path(text)
 
 
 def comma_list(text: str) -> tuple[str, ...]:

@@ -86,6 +86,10 @@ def _task_from_files(cfg: RunConfig) -> TaskSpec:
     header = column_names(path, cfg.encoding)
     labels = tuple(cfg.label_columns or ()) or (cfg.label_column,)
     missing = [c for c in (*labels, *(cfg.text_columns or ())) if c not in header]
+    if missing and len(header) == 1 and ";" in header[0]:
+        raise GlueRunnerError(f"{path}: its columns are separated by semicolons ({shown(header)}), as LibreOffice "
+                              "and Excel write CSV in some languages; save it again with commas as the separator, "
+                              "or as tab-separated text (.tsv)")
     if missing:
         headerless = any(c.isdigit() for c in missing)  # a column asked for by position
         raise GlueRunnerError(
@@ -93,7 +97,8 @@ def _task_from_files(cfg: RunConfig) -> TaskSpec:
             "--label-column (or --label-columns) and the text with --text-columns" +
             ("; a file without a header needs a task file of your own, with its columns by position "
              "(README: Your own data)" if headerless else ""))
-    text = list(cfg.text_columns or [c for c in header if c not in (*labels, "idx", "index")])
+    # pandas' to_csv writes its row numbers as a first column named "" (read back: "Unnamed: 0"): not text
+    text = list(cfg.text_columns or [c for c in header if c not in (*labels, "idx", "index", "", "Unnamed: 0")])
     if not 1 <= len(text) <= 2:
         raise GlueRunnerError(f"{path}: {len(text)} columns could hold the text ({shown(text)}); name the text "
                               "column with --text-columns (one, or two for sentence pairs)")

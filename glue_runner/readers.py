@@ -33,6 +33,8 @@ def column_names(path: Path, encoding: str = "utf-8") -> list[str]:
     with text_file(path, encoding, newline="") as f:
         if path.suffix in (".json", ".jsonl"):
             first = next((line for line in f if line.strip()), "{}")
+            if first.lstrip().startswith("["):
+                raise _json_array(path)
             try:
                 return list(json.loads(first))
             except (ValueError, TypeError):
@@ -79,9 +81,18 @@ def quoting_of(task: TaskSpec) -> int:
     return csv.QUOTE_NONE if task.quoting == "none" else csv.QUOTE_MINIMAL
 
 
+# how to get a readable file out of the programs that write these
+EXPORT_HINTS = {".xlsx": "; in Excel or LibreOffice, save it as \"CSV UTF-8 (Comma delimited)\" (.csv)",
+                ".xls": "; in Excel or LibreOffice, save it as \"CSV UTF-8 (Comma delimited)\" (.csv)",
+                ".ods": "; in LibreOffice, save it as \"Text CSV\" with UTF-8 and commas (.csv)",
+                ".txt": "; Excel's \"Unicode text\" is tab separated: rename it to .tsv",
+                ".parquet": "; with pandas: pd.read_parquet(path).to_csv('data.csv', index=False)"}
+
+
 def _check_suffix(path: Path) -> None:
     if path.suffix not in (".csv", ".tsv", ".json", ".jsonl"):
-        raise GlueRunnerError(f"{path}: unsupported file type '{path.suffix}'; use .csv, .tsv, .json or .jsonl")
+        raise GlueRunnerError(f"{path}: unsupported file type '{path.suffix}'; use .csv, .tsv, .json or .jsonl"
+                              + EXPORT_HINTS.get(path.suffix.lower(), ""))
 
 
 def read_rows(path: Path, task: TaskSpec, split: str, columns: dict, quoting: int,
@@ -141,12 +152,19 @@ def _read_table(path: Path, task: TaskSpec, split: str, columns: dict, *, delimi
     return rows, skipped
 
 
+def _json_array(path: Path) -> GlueRunnerError:
+    return GlueRunnerError(f"{path}: a JSON array; glue-run reads JSON lines, one object per line (pandas: "
+                           "df.to_json(path, orient='records', lines=True))")
+
+
 def _read_jsonl(path: Path, columns: dict, encoding: str) -> list:
     rows = []
     with text_file(path, encoding) as f:
         for line_num, line in enumerate(f, start=1):
             if not line.strip():
                 continue
+            if not rows and line.lstrip().startswith("["):
+                raise _json_array(path)
             try:
                 record = json.loads(line)
             except (ValueError, RecursionError) as e:  # bad JSON, a number of 5000 digits, [[[[...]]]]

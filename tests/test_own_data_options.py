@@ -152,3 +152,31 @@ def test_the_same_bytes_read_in_another_encoding_are_not_served_from_the_cache(t
         found.append(data.load_splits(data.task_for(cfg), cfg, log=lambda *a, **k: None, with_test=False)["train"])
     assert found[0].fingerprint != found[1].fingerprint
     assert found[0].dataset["sentence"][0] != found[1].dataset["sentence"][0]
+
+
+# ---- files as spreadsheet programs and pandas export them -------------------------
+
+def test_a_pandas_csv_with_its_index_column_is_a_single_text_task(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text(",text,label\n0,the cat was good,a\n1,the dog was bad,b\n")  # pandas' to_csv()
+    task = data.task_for(RunConfig(task=None, model="m", train_file=path, validation_file=path))
+    assert task.text_fields == ("sentence",) and task.columns["sentence"] == "text"
+
+
+@pytest.mark.parametrize("name, text, said", [
+    ("reviews.csv", "text;label\nthe cat;a\n", "separated by semicolons"),
+    ("reviews.json", '[{"text": "the cat", "label": "a"}]\n', "a JSON array; glue-run reads JSON lines"),
+    ("reviews.xlsx", "PK", 'save it as "CSV UTF-8 (Comma delimited)"'),
+])
+def test_exports_glue_run_cannot_read_say_how_to_export_them(run_cli, tmp_path, capsys, name, text, said):
+    path = tmp_path / name
+    path.write_text(text)
+    assert run_cli("--train-file", str(path), "--validation-file", str(path), data=False) == 2
+    assert said in " ".join(capsys.readouterr().err.split())
+
+
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(run_cli, capsys):
+    with pytest.raises(SystemExit) as stop:
+        run_cli("--task", "sst2", "--output-dir", "")
+    assert stop.value.code == 2
+    assert "--output-dir: an empty path (an unset shell variable?)" in capsys.readouterr().err
