@@ -30,35 +30,42 @@ MAX_EPOCHS = 20.0
 
 @dataclass(frozen=True)
 class Chosen:
-    """What the run trains with, and in words why each setting differs from the one given."""
+    """What the run trains with; in words why each setting differs from the one given, and in a table's
+    note, alike for every task of one model and data size (a leaderboard row's runs)."""
     learning_rate: float
     num_train_epochs: float
     why: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     def record(self) -> dict:
-        return {"learning_rate": self.learning_rate, "num_train_epochs": self.num_train_epochs, "why": list(self.why)}
+        return {"learning_rate": self.learning_rate, "num_train_epochs": self.num_train_epochs, "why": list(self.why),
+                "notes": list(self.notes)}
 
 
 def choose(cfg: RunConfig, task: TaskSpec, overrides: dict, parameters: int, train_examples: int,
            world_size: int = 1) -> Chosen:
     """The learning rate and epochs for `cfg` (settled: the recipe's and the fallback's values filled in);
     `overrides` are the settings given as flags, which are kept as they are."""
-    rate, epochs, why = cfg.learning_rate, cfg.num_train_epochs, []
+    rate, epochs, why, notes = cfg.learning_rate, cfg.num_train_epochs, [], []
     if "learning_rate" not in overrides:
         factor = size_factor(parameters)
         if factor != 1.0:
             rate = one_figure(cfg.learning_rate * factor)
             source = "recipe's" if "learning_rate" in task.recipe else "default"
             why.append(f"learning rate {rate:g}: the {source} {cfg.learning_rate:g} is for BERT-base's 110M "
-                       f"parameters; x{factor:.1f} for this model's {parameters / 1e6:.1f}M")
+                       f"parameters; x{factor:.1f} for this model's {parameters / 1e6:.1f}M (--learning-rate: "
+                       "your own)")
+            notes.append(f"lr x{factor:.1f} for the model's size")
     if "num_train_epochs" not in overrides and "num_train_epochs" not in task.recipe and train_examples:
         steps = math.ceil(train_examples / (cfg.batch_size * cfg.gradient_accumulation_steps * world_size))
         needed = min(MAX_EPOCHS, float(math.ceil(MIN_STEPS / steps)))
         if needed > epochs:
             why.append(f"{needed:g} epochs: {train_examples} examples make {steps} steps an epoch, and "
-                       f"{epochs:g} epochs' {steps * epochs:g} are too few to learn from (at least {MIN_STEPS})")
+                       f"{epochs:g} epochs' {steps * epochs:g} are too few to learn from (at least {MIN_STEPS}; "
+                       "--num-train-epochs: your own)")
+            notes.append(f"epochs for {MIN_STEPS} steps")
             epochs = needed
-    return Chosen(rate, epochs, tuple(why))
+    return Chosen(rate, epochs, tuple(why), tuple(notes))
 
 
 def size_factor(parameters: int) -> float:

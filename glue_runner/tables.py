@@ -32,9 +32,8 @@ def run_notes(record: dict) -> list[str]:
         notes.append("untrained")
     if config.get("probe"):
         notes.append("probe")
-    chosen = record.get("chosen") or {}
-    if chosen.get("why"):  # defaults.py fitted them: a row of another model or data size trained otherwise
-        notes.append(f"trained at lr {chosen['learning_rate']:g}, {chosen['num_train_epochs']:g} epochs")
+    # defaults.py fitted the learning rate or the epochs: a row of another model or data size trained otherwise
+    notes += (record.get("chosen") or {}).get("notes", [])
     if record.get("baseline", {}).get("beaten") is False:
         notes.append(NOT_BEATEN)
     return notes

@@ -167,3 +167,10 @@ def test_glue_chance_levels_on_the_real_dev_sets(shared_glue):
     assert found["rte"]["accuracy"] == pytest.approx(0.527, abs=1e-3)
     assert found["sst2"]["accuracy"] == pytest.approx(0.5092, abs=1e-4)
     assert found["stsb"]["pearson"] == 0.0
+
+
+def test_a_smoke_run_checks_the_pipeline_without_the_advice(run_cli, capsys):
+    assert run_cli("--task", "wnli", "--smoke", "--output-dir", "run", data=False) == 0
+    record = json.loads(Path("run/metrics.json").read_text())
+    assert "baseline" in record  # still measured, and noted in runs.md when not beaten
+    assert "learned nothing" not in capsys.readouterr().err

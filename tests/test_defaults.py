@@ -83,7 +83,8 @@ def test_a_run_with_no_training_flags_trains_with_the_chosen_values_and_resumes(
 def test_runs_md_and_the_leaderboard_note_what_trained():
     from glue_runner import tables
 
-    record = {"config": {"task": "cola"}, "chosen": {"learning_rate": 1e-4, "num_train_epochs": 10.0, "why": ["..."]}}
-    assert "trained at lr 0.0001, 10 epochs" in tables.run_notes(record)
-    record["chosen"]["why"] = []  # nothing was changed: nothing to note
-    assert not any(note.startswith("trained at") for note in tables.run_notes(record))
+    chosen = defaults.choose(RunConfig(task="t", model="m").resolved({}), OWN, {}, 22_713_986, 300)
+    assert chosen.notes == ("lr x2.2 for the model's size", "epochs for 100 steps")
+    record = {"config": {"task": "cola"}, "chosen": chosen.record()}
+    assert tables.run_notes(record)[-2:] == list(chosen.notes)
+    assert choose().notes == ()  # nothing was changed: nothing to note
