@@ -193,7 +193,7 @@ def test_user_file_readers(tmp_path, task_name, suffix, content):
 # The holes the properties above found (or could), pinned so every run checks them.
 HOLES = [
     (".jsonl", '{"sentence": "a", "label": ' + "1" * 5000 + "}\n", "t.jsonl:1: not a JSON object"),
-    (".jsonl", "[" * 5000 + "]" * 5000 + "\n", "t.jsonl:1: not a JSON object"),
+    (".jsonl", "[" * 5000 + "]" * 5000 + "\n", "t.jsonl: a JSON array; glue-run reads JSON lines"),
     (".jsonl", '{"sentence": "\\ud800", "label": 1}\n', "t.jsonl:1: sentence holds invalid Unicode"),
     (".jsonl", '{"sentence": null, "label": 1}\n', "t.jsonl:1: sentence is None, not text"),
     (".csv", "sentence,label\na,\u00b2\n", "t.csv:2: label '\u00b2' is not one of sst2's labels"),
