@@ -179,7 +179,7 @@ def table(rows: list[dict]) -> str:
             found = [r["seconds"] for r in mine if r["setting"] == setting]
             return f"{statistics.fmean(found):.0f}" if found else "–"
 
-        grid = {r["setting"] for r in mine if r["setting"].startswith("lr ")} | {"run_glue"}
+        grid = {r["setting"] for r in mine if r["setting"].startswith("lr ") or r["setting"] == "run_glue"}
         best = max(grid, key=lambda s: statistics.fmean(scores(s)), default=None)
         chosen = next((r for r in mine if r["setting"] == "defaults"), None)
         lines.append(" | ".join([
