@@ -38,8 +38,12 @@ class Baseline:
 
     def not_beaten(self, metrics: dict) -> list[str]:
         """The splits whose main score is not above the baseline's by more than BASELINE_MARGIN."""
-        return [split for split in self.splits
-                if (lambda ours, base: ours is None or ours <= base + BASELINE_MARGIN)(*self.main_scores(metrics, split))]
+        splits = []
+        for split in self.splits:
+            ours, base = self.main_scores(metrics, split)
+            if ours is None or ours <= base + BASELINE_MARGIN:  # undefined is no evidence of learning either
+                splits.append(split)
+        return splits
 
 
 def baseline(task: TaskSpec, labels: Labels, train_labels, splits: dict) -> Baseline | None:
