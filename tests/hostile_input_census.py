@@ -608,18 +608,11 @@ def folder_census(c: Census, work: Path, model: Path, glue: Path, quick: bool = 
     from glue_runner import tables as tables_module
     from glue_runner.session import configs_from_args
 
-    base = work / "folders-base"
-    shutil.copytree(model, base / "a" / "model")
     cache = work / "cache"
     common = ["--task", "rte", "--data-dir", str(glue), "--cache-dir", str(cache), *FAST]
-    first = ["--model", str(base / "a" / "model"), *common]
-    cwd = os.getcwd()
-    os.chdir(base)
-    try:
-        code, output = call_main(first)
-    finally:
-        os.chdir(cwd)
-    assert code == 0, output  # the base run itself
+    first = ["--model", str(work / "folders-base" / "a" / "model"), *common]
+    base = base_folder(work, "folders", first, setup=lambda d: shutil.copytree(model, d / "a" / "model"))
+    cwd = os.getcwd()  # each scenario runs in its own folder, and comes back here
 
     holders = []
 
