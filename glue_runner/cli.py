@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import compare, leaderboard, submission, sweeps
-from .config import FIELDS, RunConfig, converter, flag, option_of, value_type
+from .config import FIELDS, RunConfig, converter, flag, option_of, path, value_type
 from .data import task_for
 from .errors import GlueRunnerError, Interrupted
 from .results import check_writable
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "run): N workers, each with its own I, split a sweep without overlap, e.g. a Slurm array "
                             "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT. Without it, workers started on the "
                             "same sweep share it run by run")
-    sweep.add_argument("--expect-file", type=Path, metavar="FILE",
+    sweep.add_argument("--expect-file", type=path, metavar="FILE",
                        help="--expect's bounds from a file, one a line (or a comma list); # starts a comment")
     return p
 
@@ -167,7 +167,7 @@ def leaderboard_command(argv: list[str], console: Console) -> int:
     p = argparse.ArgumentParser(prog="glue-run leaderboard",
                                 description="One row per model (mean ± std over seeds) in the GLUE leaderboard's "
                                             "columns, with the GLUE score; writes leaderboard.md/.csv/.png there.")
-    p.add_argument("--results-dir", type=Path, default=FIELDS["results_dir"].default,
+    p.add_argument("--results-dir", type=path, default=FIELDS["results_dir"].default,
                    help="the folder whose runs to read (default: %(default)s)")
     p.add_argument("--model", help="comma list of model names, as in runs.md")
     p.add_argument("--task", help="comma list of tasks to show; the GLUE score is then over those")
@@ -192,10 +192,10 @@ def compare_command(argv: list[str], console: Console) -> int:
     p.add_argument("a", help="model A (the baseline): a row of leaderboard.md, or a model name in runs.md that "
                              "has one row")
     p.add_argument("b", help="model B, named as A")
-    p.add_argument("--results-dir", type=Path, default=FIELDS["results_dir"].default,
+    p.add_argument("--results-dir", type=path, default=FIELDS["results_dir"].default,
                    help="the folder whose runs to read (default: %(default)s)")
     p.add_argument("--task", help="comma list of tasks to compare; the GLUE score is then over those")
-    p.add_argument("--markdown", type=Path, help="also write the comparison to this Markdown file")
+    p.add_argument("--markdown", type=path, help="also write the comparison to this Markdown file")
     args = p.parse_args(argv)
     check_results_dir(args.results_dir)
     if args.markdown:
@@ -221,9 +221,9 @@ def validate_command(argv: list[str], console: Console) -> int:
 
     p = argparse.ArgumentParser(prog="glue-run validate-submission",
                                 description="Check a GLUE submission folder: all files, headers, labels, row counts.")
-    p.add_argument("folder", type=Path, help="the submission folder (results/submissions/<model>-seed<seed>)")
-    p.add_argument("--data-dir", type=Path, help="GLUE folder whose test files give the row counts (default: the Hub)")
-    p.add_argument("--cache-dir", type=Path, help="where downloads from the Hub are cached")
+    p.add_argument("folder", type=path, help="the submission folder (results/submissions/<model>-seed<seed>)")
+    p.add_argument("--data-dir", type=path, help="GLUE folder whose test files give the row counts (default: the Hub)")
+    p.add_argument("--cache-dir", type=path, help="where downloads from the Hub are cached")
     args = p.parse_args(argv)
     present = [n for n in submission.submission_files() if (args.folder / n).is_file()]
     cfg = RunConfig(task="", model="", data_dir=args.data_dir, cache_dir=args.cache_dir)

@@ -180,3 +180,19 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_folder(run_cli, caps
         run_cli("--task", "sst2", "--output-dir", "")
     assert stop.value.code == 2
     assert "--output-dir: an empty path (an unset shell variable?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["leaderboard", "--results-dir", ""], "--results-dir"),
+    (["compare", "a", "b", "--results-dir="], "--results-dir"),
+    (["compare", "a", "b", "--markdown", ""], "--markdown"),
+    (["validate-submission", ""], "folder"),
+    (["--task", "sst2", "--expect-file", ""], "--expect-file"),
+])
+def test_the_subcommands_refuse_an_empty_path_too(argv, flag, capsys):
+    from glue_runner import cli
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    assert stop.value.code == 2
+    assert f"{flag}: an empty path (an unset shell variable?)" in capsys.readouterr().err
