@@ -2,6 +2,7 @@
 
     python benchmarks/defaults_evidence.py --shared ../shared --out evidence [--model minilm]
         [--sizes 300,2000] [--seeds 1,2,3] [--tasks goemotions,sst2,mrpc,stsb] [--settings defaults,run_glue,grid]
+        [--grid 1e-4:3,2e-4:3] [--report-only]
 
 Builds four tasks of your own from the real data in ../shared, as a user would bring them (CSV files
 with a header, label names as text), at each training size: GoEmotions comments with exactly one
@@ -18,13 +19,15 @@ Then trains `--model` on each, for each seed, with:
 one `glue-run --seeds ...` process per setting (a finished run is not redone, so an interrupted
 evidence run continues); a grid point that is what the defaults chose is the defaults' run. Prints one Markdown table: per task and size the trivial
 baseline, each setting's mean ± std over seeds of the task's score and seconds per run, and the
-grid's best point; and writes it with every run's numbers to <out>/evidence.md and evidence.json.
+grid's best point, then every setting's per-seed scores; and writes both to <out>/evidence.md, every
+run's numbers to evidence.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import random
 import statistics
@@ -75,11 +78,16 @@ def corpora(shared: Path) -> dict[str, tuple[list[str], list[list[str]], list[li
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
+    """Written only when its content changes: a second evidence process (or --report-only) beside a running
+    one must not rewrite the file that one's glue-run is reading."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    content = text.getvalue().encode("utf-8")
+    if not path.exists() or path.read_bytes() != content:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
     return path
 
 
@@ -126,14 +134,17 @@ def settings(kinds: list[str], grid: list[tuple[float, float]]) -> dict[str, lis
 
 
 def run_setting(model: str, task: str, size: int, files: tuple[Path, Path], seeds: list[int], name: str,
-                flags: list[str], out: Path, done: list[dict]) -> list[dict]:
-    """One glue-run process for the setting's seeds (a finished run is not redone); its rows."""
+                flags: list[str], out: Path, done: list[dict], report_only: bool = False) -> list[dict]:
+    """One glue-run process for the setting's seeds (a finished run is not redone); its rows. With
+    `report_only`, a setting not finished is left out instead of run."""
     same = [r for r in done if (r["task"], r["size"], r["setting"]) == (task, size, "defaults")
             and flags and flags == ["--learning-rate", f"{r['learning_rate']:g}", "--num-train-epochs", f"{r['epochs']:g}"]]
     if same:  # the defaults chose this grid point: the same run
         return [{**r, "setting": name, "same_as": "defaults"} for r in same]
     folder = out / "runs" / task / str(size) / (name.replace(" ", "").replace(",", "_") or "defaults")
     records = sorted(folder.glob("runs/*/*/metrics.json"))
+    if report_only and (len(records) < len(seeds) or not (folder / "wall_seconds").exists()):
+        return []
     if len(records) < len(seeds):
         command = [sys.executable, "-m", "glue_runner.cli", "--model", model, "--train-file", str(files[0]),
                    "--validation-file", str(files[1]), "--seeds", ",".join(map(str, seeds)),
@@ -192,6 +203,19 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def points(rows: list[dict]) -> str:
+    """Every setting run, per task and size: mean ± std, each seed's score, and training seconds per run."""
+    lines = ["| task | train size | setting | mean ± std | per seed | train s/run |", "|---|---|---|---|---|---|"]
+    for task, size, setting in dict.fromkeys((r["task"], r["size"], r["setting"]) for r in rows):
+        mine = sorted((r for r in rows if (r["task"], r["size"], r["setting"]) == (task, size, setting)),
+                      key=lambda r: r["seed"])
+        same = " (the defaults' runs)" if mine[0].get("same_as") else ""
+        seeds = ", ".join(f"{r['score']:.3f}" for r in mine)
+        lines.append(f"| {task} | {size} | {setting}{same} | {mean_std([r['score'] for r in mine])} | {seeds} | "
+                     f"{statistics.fmean(r['train_seconds'] for r in mine):.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
@@ -203,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", default="defaults,run_glue,grid")
     parser.add_argument("--grid", default="1e-4:3,2e-4:3,1e-4:10",
                         help="learning rate:epochs points beside run_glue's (2e-5:3)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: tabulate the settings already finished under --out (each size may have "
+                             "run its own grid)")
     args = parser.parse_args(argv)
     tasks, sizes = args.tasks.split(","), [int(s) for s in args.sizes.split(",")]
     files = build(args.shared, args.out, tasks, sizes)
@@ -211,10 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     for size in sizes:
         for task in tasks:
             for name, flags in settings(args.settings.split(","), grid).items():
-                found = run_setting(args.model, task, size, files[task, size], seeds, name, flags, args.out, rows)
+                found = run_setting(args.model, task, size, files[task, size], seeds, name, flags, args.out, rows,
+                                    args.report_only)
                 rows += found
-                print(json.dumps(found), flush=True)
-    text = table(rows)
+                if found:
+                    print(json.dumps(found), flush=True)
+    text = table(rows) + "\n\n" + points(rows)
     print(text)
     (args.out / "evidence.md").write_text(text + "\n")
     (args.out / "evidence.json").write_text(json.dumps(rows, indent=1) + "\n")
