@@ -267,8 +267,9 @@ def ending(code, output: str, replace: dict[str, str], ok: str = "accepted") -> 
         return f"{ok} (still running at its time limit: stopped)"
     if code == 0:
         return ok
-    if code == 2 and any(line.startswith("usage:") for line in lines) and last.startswith("glue-run: error:"):
-        return "usage error: " + message_kind(last.removeprefix("glue-run: error:"), replace)
+    usage = re.match(r"glue-run( [\w-]+)?: error:", last)  # glue-run's, or a subcommand's (glue-run compare)
+    if code == 2 and any(line.startswith("usage:") for line in lines) and usage:
+        return "usage error: " + message_kind(last.removeprefix(usage.group(0)), replace)
     errors = [line for line in lines if line.startswith("error:")]
     if code == 2 and len(errors) == 1 and last == errors[0]:
         return "error: " + message_kind(last.removeprefix("error:"), replace)
