@@ -182,7 +182,30 @@ def load_model(task: TaskSpec, cfg: RunConfig, say=lambda *a, **k: None, check=l
     if task.multi_label and saved not in (None, cfg.threshold) and not cfg.tune_threshold:
         say(f"[cyan]{cfg.model} was saved with the multi-label threshold {saved}; this run uses {cfg.threshold} "
             f"(pass --threshold {saved} to score it as it was)[/]", soft_wrap=True)
+    float32_head(model)
     return LoadedModel(model, tokenizer, Labels(task, to_model, cfg.threshold))
+
+
+def float32_head(model: torch.nn.Module) -> None:
+    """The classifier's last layer computes in float32 under autocast. Its outputs are the scores and
+    probabilities the run writes and scores, and in bfloat16 (8 bits of mantissa) close outputs round to
+    one value: a regression head whose predictions differ in the third digit predicts a constant, whose
+    correlation is undefined. A forward hook recomputes the layer (a matrix-vector product a row) from its
+    input, so the weights and their names stay as the checkpoint has them."""
+    import torch
+
+    heads = [module for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)
+             and module.out_features == model.config.num_labels and not name.startswith(model.base_model_prefix)]
+    if heads:
+        heads[-1].register_forward_hook(_float32_output)
+
+
+def _float32_output(layer, args, output):
+    import torch
+
+    with torch.autocast(output.device.type, enabled=False):
+        return torch.nn.functional.linear(args[0].float(), layer.weight.float(),
+                                          None if layer.bias is None else layer.bias.float())
 
 
 def load_tokenizer(task: TaskSpec, cfg: RunConfig) -> tuple:

@@ -137,6 +137,11 @@ class Point:
         scores = self.seed_scores()
         return stats.mean(scores)
 
+    @property
+    def undefined(self) -> int:
+        """Seeds whose score is undefined (a model that predicts a constant has no correlation, say)."""
+        return len(self.runs) - len(self.seed_scores())
+
     def metrics(self) -> leaderboard.Cell:
         """Metric -> its values over the seeds (x100), for the metrics the task's columns show."""
         return leaderboard.Cell([{m: v for c in leaderboard.task_columns(o.record)
@@ -144,10 +149,11 @@ class Point:
 
 
 def select(points: list[Point]) -> int:
-    """The point with the best dev score (mean over seeds). A tie goes to the earlier point; a point
-    with no defined score never wins, and when none has one the first point stands."""
+    """The point with the best dev score (mean over seeds). An undefined score loses: a point with
+    fewer seeds undefined beats one with more, whatever their means (a seed that collapsed is no
+    evidence for its point); a tie goes to the earlier point; when no point has a score the first stands."""
     scored = [i for i, p in enumerate(points) if p.score is not None]
-    return max(scored, key=lambda i: (points[i].score, -i), default=0)
+    return max(scored, key=lambda i: (-points[i].undefined, points[i].score, -i), default=0)
 
 
 @dataclass
@@ -248,7 +254,8 @@ def point_json(point: Point, selected: bool, names: list[str], report: GridRepor
 
 
 def notes(point: Point) -> list[str]:
-    return sorted({n for _, o in point.runs for n in tables.run_notes(o.record)})
+    undefined = [f"score undefined on {point.undefined} of {len(point.runs)} seed(s)"] if point.undefined else []
+    return undefined + sorted({n for _, o in point.runs for n in tables.run_notes(o.record)})
 
 
 def record(grid: Grid, configs: list[RunConfig], outcomes: list[Outcome]) -> GridReport:
@@ -357,12 +364,14 @@ def check_expected(bounds: list[Bound], runs: list[tuple[RunConfig, Outcome]], c
     one naming every bound missed with the value it got. True when all held."""
     missed = []
     for bound in bounds:
-        values = [o.record["metrics"].get(bound.metric) for cfg, o in runs if o.record["task"] == bound.task]
-        values = [v for v in values if v is not None]
+        found = [o.record["metrics"].get(bound.metric) for cfg, o in runs if o.record["task"] == bound.task]
+        values = [v for v in found if v is not None]
         got = stats.mean(values)
-        said = f"{bound}: got {got:.4f} (mean of {len(values)} seed(s))" if values else \
+        # an undefined value (constant predictions) meets no bound: the mean of the others would hide a collapse
+        undefined = f"; undefined on {len(found) - len(values)} of {len(found)}" if len(values) < len(found) else ""
+        said = f"{bound}: got {got:.4f} (mean of {len(values)} seed(s){undefined})" if values else \
             f"{bound}: got no value (undefined on every run)"
-        if got is not None and OPERATORS[bound.operator](got, bound.value):
+        if got is not None and not undefined and OPERATORS[bound.operator](got, bound.value):
             console.print(f"[green]held[/] {said}", highlight=False, soft_wrap=True)
         else:
             missed.append(said)

@@ -6,8 +6,8 @@ The product is not changed: the probe wraps run.train and run.predict
 from outside, then runs the CLI module as `-m` would. Each rank writes
 PROBE_DIR/rank<N>.json with a hash of its weights before and after training,
 and, for every distributed prediction, whether it equals the same model's
-prediction made by this process alone (so the gathered shards are complete,
-in place, and counted once).
+prediction made by this process alone, in the same precision (so the gathered
+shards are complete, in place, and counted once).
 """
 
 import hashlib
@@ -44,7 +44,7 @@ def train(model, *args, **kwargs):
 
 def predict(model, dataset, cfg, rt, *, pad_id, on_batch=None):
     gathered = real_predict(model, dataset, cfg, rt, pad_id=pad_id, on_batch=on_batch)
-    alone = real_predict(model, dataset, cfg, Runtime(rt.device), pad_id=pad_id)
+    alone = real_predict(model, dataset, cfg, Runtime(rt.device, amp_dtype=rt.amp_dtype), pad_id=pad_id)
     report["predictions"].append({"rows": len(dataset), "equal_to_one_process": bool(np.array_equal(gathered, alone))})
     return gathered
 

@@ -18,6 +18,8 @@ import pathlib
 import random
 import unicodedata
 
+import pytest
+
 # Sentiment markers decide the label of the single-sentence tasks (CoLA, SST-2).
 POSITIVE = ["good", "great", "happy", "nice"]
 NEGATIVE = ["bad", "sad", "awful", "poor"]
@@ -30,6 +32,19 @@ FUNCTION_WORDS = ["the", "a", "was", "very", "not", "and", "he", "said", "yes",
 VOCAB_WORDS = sorted(set(POSITIVE + NEGATIVE + ADJECTIVES + NOUNS + VERBS + FUNCTION_WORDS))
 
 N_TRAIN, N_DEV, N_TEST = 48, 24, 20
+
+
+def native_bf16() -> bool:
+    import torch
+
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+# Both precisions for the tests whose numbers depend on it: float32 always, and bfloat16 where the CPU computes
+# it natively (and glue-run uses it by default); elsewhere it is emulated, far slower, and never the default.
+PRECISIONS = [pytest.param("--no-bf16", id="float32"),
+              pytest.param("--bf16", id="bfloat16",
+                           marks=pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bfloat16"))]
 
 # Data rows per file that have every column (what a reader should yield), keyed by
 # (GLUE folder, file name). Header lines and short rows are not counted.

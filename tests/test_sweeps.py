@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from fixtures import PRECISIONS
 from glue_runner import leaderboard, submission, sweeps
 from glue_runner.cli import build_parser
+from glue_runner.run import Outcome
 from glue_runner.session import configs_from_args
 from glue_runner.tasks import get_task
 
@@ -83,7 +85,8 @@ def test_a_grid_runs_every_point_selects_each_tasks_best_and_resumes(run_cli, ca
     report = only_report()
     for task in ("rte", "stsb"):
         scores = {r["config"]["learning_rate"]: leaderboard.task_score(r) for r in runs.values() if r["task"] == task}
-        best = max(scores, key=lambda lr: (scores[lr], -lr))  # a tie goes to the earlier point
+        # an undefined score loses; a tie goes to the earlier point
+        best = max(scores, key=lambda lr: (scores[lr] is not None, scores[lr] or 0, -lr))
         points = report["tasks"][task]["points"]
         assert report["tasks"][task]["selected"] == {"learning_rate": best}
         assert [p["selected"] for p in points] == [p["settings"]["learning_rate"] == best for p in points]
@@ -144,12 +147,35 @@ def test_a_missed_bound_exits_3_naming_it_and_its_value(run_cli, capsys, tmp_pat
     assert f"missed 1 of 3 expected bound(s): rte:accuracy>1: got {accuracy:.4f} (mean of 1 seed(s))" in err
 
 
-def test_with_a_grid_a_bound_applies_to_the_selected_point(run_cli, capsys):
-    assert run_cli("--task", "stsb", *GRID[2:], "--seeds", "1,2", "--expect", "stsb:pearson>=-1") == 0
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_with_a_grid_a_bound_applies_to_the_selected_point(run_cli, capsys, precision):
+    assert run_cli("--task", "stsb", *GRID[2:], "--seeds", "1,2", "--expect", "stsb:pearson>=-1", precision) == 0
     points = only_report()["tasks"]["stsb"]["points"]
     got = float(re.search(r"stsb:pearson>=-1: got (\S+) \(mean of 2 seed", capsys.readouterr().err)[1])
     assert [got == pytest.approx(p["metrics"]["pearson"]["mean"] / 100, abs=1e-4) for p in points] == \
         [p["selected"] for p in points]
+
+
+def outcome(task: str, **metrics) -> tuple:
+    return None, Outcome({"task": task, "metrics": metrics}, Path("results/runs/m") / task)
+
+
+def test_an_undefined_score_loses_the_selection_whatever_the_others_mean():
+    point = lambda *pearsons: sweeps.Point("stsb", {}, [outcome("stsb", pearson=p, spearmanr=p) for p in pearsons])
+    # the second point's one defined seed is the best score, but its other seed collapsed to a constant
+    assert sweeps.select([point(0.2, 0.3), point(0.9, None)]) == 0
+    assert sweeps.select([point(None, None), point(0.1, 0.1)]) == 1
+    assert sweeps.select([point(None, None), point(None, None)]) == 0
+    assert sweeps.notes(point(0.9, None))[0] == "score undefined on 1 of 2 seed(s)"
+
+
+def test_a_bound_is_missed_where_a_seed_left_its_metric_undefined(capsys):
+    from rich.console import Console
+
+    bound = sweeps.parse_bounds(["stsb:pearson>=0.5"], None, [get_task("stsb")])
+    assert sweeps.check_expected(bound, [outcome("stsb", pearson=0.9), outcome("stsb", pearson=0.8)], Console())
+    assert not sweeps.check_expected(bound, [outcome("stsb", pearson=0.9), outcome("stsb", pearson=None)], Console())
+    assert "got 0.9000 (mean of 1 seed(s); undefined on 1 of 2)" in " ".join(capsys.readouterr().out.split())
 
 
 @pytest.mark.parametrize("expect, message", [
