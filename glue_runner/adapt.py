@@ -201,7 +201,7 @@ def adapt_first(cfg: RunConfig, task: TaskSpec, run_dir: Path, rt: Runtime, cons
         "history": stats.history,
         "new_head": new_head,  # weights the model did not have, which transformers initialised
         "folder": str(folder / "model"),
-        "identity": cfg.identity(),  # the run the adapted model belongs to
+        "identity": results.identity(cfg),  # the run the adapted model belongs to
     }
     if rt.is_main:
         results.write_model(folder / "model", model, tokenizer,
@@ -221,9 +221,10 @@ def finished(folder: Path, cfg: RunConfig) -> dict | None:
         record = json.loads((folder / results.ADAPTATION).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None  # none yet (a half-written model folder never has its record)
-    if record.get("identity") != cfg.identity():  # possible only with --output-dir
-        raise GlueRunnerError(f"{folder} holds a model adapted for a run with other settings "
-                              f"({results.differences(record.get('identity') or {}, cfg.identity())}); give this run "
+    ours = results.identity(cfg)
+    if not results.same_run(results.record_identity(record), ours):  # possible only with --output-dir
+        raise GlueRunnerError(f"{folder} holds a model adapted for a run with other settings or inputs "
+                              f"({results.differences(results.record_identity(record), ours)}); give this run "
                               "another --output-dir, or pass --overwrite to replace it")
     return record
 

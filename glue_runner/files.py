@@ -7,7 +7,9 @@ mid-write is said in one line: what is still there and what to do.
 
 import csv
 import errno
+import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -117,6 +119,59 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) if c != "" else "–" for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def file_digest(path: Path) -> str:
+    """The file's content as 16 hex digits of its SHA-256. Computed once per content: a digest is kept by the
+    file's path, size, modification time and inode, in memory and, for a large file (a model's weights take
+    a second or more to read), in DIGESTS across runs."""
+    path = Path(path).resolve()
+    info = path.stat()
+    stamp = [info.st_size, info.st_mtime_ns, info.st_ino]
+    known = _memo.get(str(path))
+    if known and known[:3] == stamp:
+        return known[3]
+    large = info.st_size >= LARGE_FILE
+    stored = _stored_digests() if large else {}
+    known = stored.get(str(path))
+    if not (isinstance(known, list) and known[:3] == stamp):
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        known = [*stamp, digest.hexdigest()[:16]]
+        if large:
+            _store_digest(str(path), known)
+    _memo[str(path)] = known
+    return known[3]
+
+
+LARGE_FILE = 8 * 2**20
+_memo: dict[str, list] = {}
+
+
+def digests_file() -> Path:
+    """Where large files' digests are kept: beside the tokenized data, in datasets' cache folder (read from the
+    environment as datasets reads it, without importing it)."""
+    home = Path(os.environ.get("HF_HOME") or Path("~/.cache/huggingface").expanduser())
+    return Path(os.environ.get("HF_DATASETS_CACHE") or home / "datasets") / "glue_runner" / "digests.json"
+
+
+def _stored_digests() -> dict:
+    try:
+        stored = json.loads(digests_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
+def _store_digest(path: str, known: list) -> None:
+    # A cache, written whole: another process's digest written at the same moment may be lost (it is read
+    # again next time), and a folder that cannot be written only costs the reading
+    try:
+        write_atomic(digests_file(), json.dumps(_stored_digests() | {path: known}, indent=0))
+    except OSError:
+        pass
 
 
 def not_a_file(path: Path) -> str:

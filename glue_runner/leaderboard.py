@@ -138,7 +138,7 @@ def variant(run: dict) -> str:
     other than the recipe's, and the recipe settings given as flags (metrics.json's
     "overrides"): a sweep with --learning-rate 2e-5 is one row, apart from the recipes' row,
     although 2e-5 is some tasks' recipe. Records from before "overrides" count as recipe runs."""
-    identity = results.record_identity(run)
+    identity = results.settings(results.record_identity(run))  # other data or weights make a newer run of the row
     settings = {k: v for k, v in identity.items() if k not in ("task", "seed") and OPTIONS[k].fallback is None}
     return json.dumps({**settings, **run.get("overrides", {})}, sort_keys=True)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from . import fingerprints
 from .config import RunConfig
 from .data import cache_folder
 from .errors import GlueRunnerError
@@ -57,11 +58,9 @@ def features(model: torch.nn.Module, dataset, split: str, cfg: RunConfig, rt: Ru
 
 
 def feature_key(cfg: RunConfig, dataset) -> str:
-    """The encoder (its name or folder, and for a folder its weight files' sizes and times) and the
-    tokenized split (datasets' fingerprint covers the text, the tokenizer and the length limit)."""
-    model = Path(cfg.model).expanduser()
-    weights = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in model.glob("*.safetensors")) \
-        if model.is_dir() else []
+    """The encoder (its name or folder, and its files' content or Hub commit) and the tokenized split
+    (datasets' fingerprint covers the text, the tokenizer and the length limit)."""
+    weights = fingerprints.model(cfg.model, cfg.cache_dir)
     return hashlib.sha256(f"{cfg.identity()['model']}|{weights}|{dataset._fingerprint}".encode()).hexdigest()[:24]
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import GlueRunnerError
+from .files import file_digest
 from .tasks import TaskSpec
 
 if TYPE_CHECKING:
@@ -256,8 +257,8 @@ def to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int,
 
 
 def _file_fingerprint(path: Path, split: str) -> str:
-    stat = path.stat()
-    return hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{split}".encode()).hexdigest()[:16]
+    # the file's content, not its size and time: a file rewritten within the same second keeps both
+    return hashlib.sha256(f"{file_digest(path)}|{split}".encode()).hexdigest()[:16]
 
 
 def _parse_text(value, field: str, path: Path, line_num: int) -> str:

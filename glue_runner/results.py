@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import fingerprints
 from .config import RunConfig
 from .errors import GlueRunnerError
 from .files import disk_errors, fsync, safe_name, stage
@@ -57,28 +58,59 @@ def model_name(cfg: RunConfig) -> str:
     return name
 
 
+def identity(cfg: RunConfig) -> dict:
+    """The run's identity: its settings (RunConfig.identity) and, under "inputs", what its files and model
+    held and how many processes train it (fingerprints.py)."""
+    return cfg.identity() | {"inputs": fingerprints.inputs(cfg)}
+
+
+def settings(identity: dict) -> dict:
+    return {k: v for k, v in identity.items() if k != "inputs"}
+
+
+def same_run(theirs: dict, ours: dict) -> bool:
+    """Whether a recorded identity is this run's: the same settings, made from the same inputs (as far as both
+    can tell: a record made before inputs were fingerprinted matches on its settings)."""
+    return settings(theirs) == settings(ours) and fingerprints.same(theirs.get("inputs"), ours.get("inputs"))
+
+
 def identity_hash(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def run_folder(cfg: RunConfig, task_name: str) -> Path:
-    """--output-dir, else results/runs/<model>/<task>-seed<seed>; when a run of another identity
-    holds that folder, <task>-seed<seed>-<8 hex digits of this identity>."""
+    """--output-dir, else the first of these folders that holds no run of another identity:
+    results/runs/<model>/<task>-seed<seed>, then that with -<8 hex digits of its settings>, then with
+    -<8 hex digits of its settings and inputs>. Runs of other settings are kept apart by the first hash, a
+    run made from edited data or other weights by the second; a folder that holds only checkpoints made
+    with the same settings from other inputs is taken over (they are of no use: the run starts over)."""
     if cfg.output_dir:
         return Path(cfg.output_dir)
+    ours = identity(cfg)
+    candidates = default_folders(cfg, task_name, ours)
+    for folder in candidates:
+        held = folder_identity(folder)
+        if held is None or same_run(held, ours) or (
+                settings(held) == settings(ours) and not (folder / "metrics.json").exists()):
+            return folder
+    return candidates[-1]
+
+
+def default_folders(cfg: RunConfig, task_name: str, ours: dict) -> list[Path]:
     base = Path(cfg.results_dir) / "runs" / safe_name(model_name(cfg)) / f"{safe_name(task_name)}-seed{cfg.seed}"
-    identity = cfg.identity()
-    held = folder_identity(base)
-    return base if held is None or held == identity else base.with_name(f"{base.name}-{identity_hash(identity)}")
+    return [base, base.with_name(f"{base.name}-{identity_hash(settings(ours))}"),
+            base.with_name(f"{base.name}-{identity_hash(ours)}")]
 
 
 def record_identity(record: dict) -> dict:
-    """A metrics.json's identity; older files have none, so it is made from their recorded config."""
+    """A metrics.json's (or a checkpoint's config.json's) identity; older files have none, so it is made from
+    their recorded config."""
     if "identity" in record:
         # A setting added since the file was written takes its default, which is what the run had; one
         # since removed is dropped: a new version of glue-runner still finds the runs an older one made.
         defaults = RunConfig(task="", model="").identity()
-        return {k: record["identity"].get(k, default) for k, default in defaults.items()}
+        found = {k: record["identity"].get(k, default) for k, default in defaults.items()}
+        return found | ({"inputs": record["identity"]["inputs"]} if "inputs" in record["identity"] else {})
     recorded = {"task": record.get("task"), "model": record.get("model") or record.get("model_name") or "",
                 "seed": record.get("seed", 42), **record.get("config", {})}
     return RunConfig.from_json(recorded).identity()
@@ -99,8 +131,8 @@ def folder_identity(folder: Path) -> dict | None:
         return None
     try:
         saved = json.loads(source.read_text(encoding="utf-8"))
-        if source.name == "config.json":
-            return record_identity({"config": saved})
+        if source.name == "config.json":  # a checkpoint's: the identity itself
+            return record_identity({"identity": saved})
         problem = record_problem(saved)
         return {"unreadable": f"{source}: {problem}"} if problem else record_identity(saved)
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
@@ -109,9 +141,11 @@ def folder_identity(folder: Path) -> dict | None:
 
 @dataclass
 class Plan:
-    """Where a run goes and, if it is already done, its record."""
+    """Where a run goes and, if it is already done, its record; superseded: a finished run of the same
+    settings made from other inputs, which this one is not (its folder, and what changed)."""
     folder: Path
     done: dict | None = None
+    superseded: tuple[Path, list[str]] | None = None
 
 
 def plan(cfg: RunConfig, task_name: str) -> Plan:
@@ -119,15 +153,29 @@ def plan(cfg: RunConfig, task_name: str) -> Plan:
     (possible only with --output-dir: the default folders never mix identities) unless --overwrite."""
     folder = run_folder(cfg, task_name)
     check_writable(folder)
+    ours = identity(cfg)
     held = folder_identity(folder)
-    if held is None:
-        return Plan(folder)
-    if held == cfg.identity():
+    if held is not None and same_run(held, ours):
         return Plan(folder, finished_record(folder))
-    if (folder / "metrics.json").exists() and not cfg.overwrite:
-        raise GlueRunnerError(f"{folder} holds a finished run with other settings ({differences(held, cfg.identity())}); "
-                              "give this run another --output-dir, or pass --overwrite to replace that run")
-    return Plan(folder)  # another identity's checkpoints: resuming says so, --no-resume deletes them
+    if held is not None and (folder / "metrics.json").exists() and not cfg.overwrite:
+        raise GlueRunnerError(f"{folder} holds a finished run {'made from other inputs' if settings(held) == settings(ours) else 'with other settings'} "
+                              f"({differences(held, ours)}); give this run another --output-dir, or pass "
+                              "--overwrite to replace that run")
+    return Plan(folder, superseded=superseded(cfg, task_name, ours, folder))
+
+
+def superseded(cfg: RunConfig, task_name: str, ours: dict, folder: Path) -> tuple[Path, list[str]] | None:
+    """The newest finished run of this run's settings, made from other inputs, in the folders before its own."""
+    if cfg.output_dir:
+        return None
+    found = None
+    for earlier in default_folders(cfg, task_name, ours):
+        if earlier == folder:
+            break
+        held = folder_identity(earlier)
+        if held and "unreadable" not in held and settings(held) == settings(ours) and (earlier / "metrics.json").exists():
+            found = (earlier, fingerprints.changes(held.get("inputs"), ours["inputs"]))
+    return found
 
 
 def check_writable(folder: Path, flag: str | None = None) -> None:
@@ -162,8 +210,11 @@ def finished_record(folder: Path) -> dict | None:
 
 
 def differences(theirs: dict, ours: dict) -> str:
-    return "; ".join(f"{k}: {theirs.get(k)!r} there, {v!r} now" for k, v in ours.items() if theirs.get(k) != v) or \
-        "; ".join(f"{k}: {v!r} there" for k, v in theirs.items() if k not in ours)
+    """What differs between a recorded identity and this run's, in words: settings first, then inputs."""
+    theirs_settings, ours_settings = settings(theirs), settings(ours)
+    found = [f"{k}: {theirs_settings.get(k)!r} there, {v!r} now" for k, v in ours_settings.items()
+             if theirs_settings.get(k) != v] + fingerprints.changes(theirs.get("inputs"), ours.get("inputs"))
+    return "; ".join(found) or "; ".join(f"{k}: {v!r} there" for k, v in theirs_settings.items() if k not in ours)
 
 
 LOCK, OWNER = ".glue-run.lock", ".glue-run.owner"
@@ -262,9 +313,9 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
 
 
 def save_checkpoint(output_dir: Path, step: int, model: torch.nn.Module, state: dict, cfg: RunConfig,
-                    identity: dict | None = None) -> Path:
+                    recorded: dict | None = None) -> Path:
     """Write checkpoint-<step> atomically, then keep only the newest cfg.save_total_limit; its config.json
-    holds the run's identity (default: cfg's)."""
+    holds the run's identity (recorded, else cfg's)."""
     import torch
     from safetensors.torch import save_model
 
@@ -278,7 +329,7 @@ def save_checkpoint(output_dir: Path, step: int, model: torch.nn.Module, state: 
         try:
             save_model(model, str(tmp / "model.safetensors"))
             torch.save(state, tmp / "state.pt")
-            (tmp / "config.json").write_text(json.dumps(identity or cfg.identity(), indent=2) + "\n", encoding="utf-8")
+            (tmp / "config.json").write_text(json.dumps(recorded or identity(cfg), indent=2) + "\n", encoding="utf-8")
             for file in tmp.iterdir():
                 fsync(file)
             fsync(tmp)
@@ -325,16 +376,28 @@ def choose_checkpoint(output_dir: Path, cfg: RunConfig) -> Path | None:
             raise GlueRunnerError(f"--resume: {output_dir} holds no complete checkpoint; drop --resume to start a new run")
         return None
     newest = found[-1]
-    theirs = folder_identity(output_dir)
+    theirs, ours = folder_identity(output_dir), identity(cfg)
     if "unreadable" in theirs:
         raise GlueRunnerError(f"{newest}/config.json is unreadable ({theirs['unreadable']}); delete {newest} or "
                               "pass --no-resume")
-    if theirs != cfg.identity():
+    if not same_run(theirs, ours):
         raise GlueRunnerError(
-            f"{newest} was saved with other settings ({differences(theirs, cfg.identity())}); re-run with the same "
+            f"{newest} was saved with other settings ({differences(theirs, ours)}); re-run with the same "
             "settings to resume it, pass --no-resume to start over (its checkpoints are deleted), or use another "
             "--output-dir")
     return newest
+
+
+def stale_checkpoints(output_dir: Path, cfg: RunConfig) -> list[str]:
+    """What changed since the checkpoints in output_dir were saved, when they were saved with this run's
+    settings from other inputs (an edited file, other weights, other processes); else []. Such checkpoints
+    are of no use to this run, which starts over."""
+    if not list_checkpoints(output_dir):
+        return []
+    theirs, ours = folder_identity(output_dir), identity(cfg)
+    if "unreadable" in theirs or settings(theirs) != settings(ours):
+        return []
+    return fingerprints.changes(theirs.get("inputs"), ours["inputs"])
 
 
 # ---- finished runs and the tables ------------------------------------------

@@ -26,7 +26,7 @@ from rich.console import Console
 from . import data, defaults, results
 from .config import RunConfig
 from .display import ProgressBar, baseline_warning, each, metrics_table, per_label_table, warning
-from .errors import Interrupted
+from .errors import GlueRunnerError, Interrupted
 from .model import LoadedModel, check_inputs, load_model, save_model
 from .scoring import Baseline, Evaluation, baseline, confusion_files, prediction_files, score
 from .tasks import TaskSpec, get_task
@@ -151,6 +151,10 @@ def run(cfg: RunConfig, console: Console, extras: Extras,
         with results.run_lock(folder) if rt.is_main else nullcontext():
             plan = results.plan(cfg, task.name)  # again, holding the folder: another glue-run may have just finished it
             if not plan.done or cfg.overwrite:
+                if plan.superseded:
+                    earlier, changes = plan.superseded
+                    say(f"[cyan]{task.name} seed {cfg.seed}: {earlier} holds this run made from other inputs "
+                        f"({'; '.join(changes)}): a new run, in {folder}; the earlier one is kept[/]", soft_wrap=True)
                 return execute(cfg, task, folder, rt, console, say, extras, model, overrides)
     say(f"{task.name} seed {cfg.seed}: already done in {folder} "
         f"({', '.join(f'{k} {v:.4f}' for k, v in plan.done['metrics'].items() if v is not None)}); "
@@ -192,7 +196,7 @@ def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, conso
             say(f"[cyan]{why}[/]", highlight=False)
         with ProgressBar(console, rt) as bar:
             # the loop trains with the chosen values; its checkpoints hold the run's identity, the settings as given
-            scorer = DevScorer(loaded, task, splits, tokenized, trained, rt, pad_id, say, bar, cfg.identity())
+            scorer = DevScorer(loaded, task, splits, tokenized, trained, rt, pad_id, say, bar, results.identity(cfg))
             stats = extras.fit.fit(loaded, scorer, tracker, bar, output_dir, resume_from)
             evaluation = scorer.latest or scorer.evaluate()  # nothing trained (AX, zero epochs): score now
             test_predictions = {split: scorer.predict(split) for split in task.test_splits} if cfg.do_predict else {}
@@ -335,6 +339,16 @@ def start_or_resume(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtim
         return None
     if cfg.overwrite:
         cfg = replace(cfg, resume=False)  # redoing a run on purpose starts it over
+    stale = results.stale_checkpoints(output_dir, cfg)
+    if stale:
+        if cfg.resume:
+            raise GlueRunnerError(f"--resume: the checkpoints in {output_dir} were made from other inputs "
+                                  f"({'; '.join(stale)}); drop --resume to start over from these")
+        say(f"[cyan]the checkpoints in {output_dir} were made from other inputs ({'; '.join(stale)}): deleting "
+            "them, the run starts over[/]", soft_wrap=True)
+        if rt.is_main:
+            results.remove_checkpoints(output_dir)
+        return None
     found = results.choose_checkpoint(output_dir, cfg)
     if found:
         say(f"[cyan]resuming from {found} (step {results.step_of(found)}); --no-resume starts over[/]", soft_wrap=True)
@@ -353,7 +367,7 @@ def make_record(cfg: RunConfig, task: TaskSpec, rt: Runtime, splits: dict, token
         "model": cfg.model,
         "model_name": results.model_name(cfg),
         "seed": cfg.seed,
-        "identity": cfg.identity(),
+        "identity": results.identity(cfg),  # its settings, and its inputs' fingerprints
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "metrics": metrics,
         # what predicting the most frequent training label scores, and whether every dev split beat it

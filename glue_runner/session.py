@@ -153,6 +153,7 @@ def check_sweep(configs: list[RunConfig], console: Console) -> None:
         for cfg in configs:
             device_type(cfg)
     check_data_present(configs)
+    offline_if_unreachable(configs, console)  # before a run's identity asks the Hub which commit a model is at
     done = 0
     for cfg in configs:
         task = data.task_for(cfg)
@@ -177,7 +178,6 @@ def check_sweep(configs: list[RunConfig], console: Console) -> None:
         done += bool(plan.done and not cfg.overwrite)
     if done:
         console.print(f"{done} of {len(configs)} run(s) already done: skipped (--overwrite redoes them)")
-    offline_if_unreachable(configs, console)
     for cfg in configs:
         task = data.task_for(cfg)
         if task.own or data.own_files(cfg):  # their labels are checked now, not after the model has loaded

@@ -255,6 +255,11 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
     runner, base = wrap_model(model, rt, cfg)
     lengths, accumulation = np.asarray(train_set["length"]), cfg.gradient_accumulation_steps
     steps_per_epoch = max(1, len(epoch_batches(lengths, cfg, rt, 0)) // accumulation)
+    left = left_out(lengths, cfg, rt, steps_per_epoch)
+    if left and not resume_from:
+        log(f"each epoch leaves out {left} of {len(lengths)} training examples, drawn anew each epoch: the batches "
+            f"of {cfg.batch_size} that do not make a whole step of {accumulation} micro-batch(es) on each of "
+            f"{rt.world_size} process(es)")
     epochs = math.ceil(cfg.num_train_epochs)
     state = start_state(base, cfg, rt, math.ceil(steps_per_epoch * cfg.num_train_epochs), resume_from,
                         schedule.depths(base))
@@ -362,6 +367,15 @@ def epoch_batches(lengths: np.ndarray, cfg: RunConfig, rt: Runtime, epoch: int) 
                         world_size=rt.world_size)
 
 
+def left_out(lengths: np.ndarray, cfg: RunConfig, rt: Runtime, steps_per_epoch: int) -> int:
+    """How many training examples an epoch (the first; the others alike) gives no step: every process steps
+    together, so the batches past the last whole step of every process are dropped."""
+    used = sum(len(batch) for rank in range(rt.world_size)
+               for batch in make_batches(lengths, cfg.batch_size, shuffle=True, seed=cfg.seed, rank=rank,
+                                         world_size=rt.world_size)[:steps_per_epoch * cfg.gradient_accumulation_steps])
+    return len(lengths) - used
+
+
 def build_optimizer(model: torch.nn.Module, cfg: RunConfig, depth: dict[str, int]) -> torch.optim.Optimizer:
     """AdamW over the parameters that require a gradient (--freeze-layers' stay out), in groups by depth
     below the output (--layer-lr-decay F: lr * F**depth; else one depth) and, as in the BERT recipe,
@@ -407,7 +421,8 @@ def start_state(model: torch.nn.Module, cfg: RunConfig, rt: Runtime, total_steps
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             scaler.load_state_dict(saved["scaler"])
-            set_rng_state(saved["rng"])
+            # each process's own random state (dropout), saved by rank; a one-process checkpoint holds one
+            set_rng_state(saved["rng"][rt.rank] if isinstance(saved["rng"], list) else saved["rng"])
             position, running_loss = Position(**saved["position"]), saved["running_loss"]
         except (KeyError, TypeError, ValueError) as e:
             raise GlueRunnerError(f"{resume_from} cannot be resumed (saved by another version of glue-runner: {e}); "
@@ -551,14 +566,18 @@ def save_checkpoint(state: TrainState, model: torch.nn.Module, cfg: RunConfig, r
     check_health(state, cfg)  # never save (or later evaluate) a model that has diverged
     if output_dir is None:
         return None
-    saved = None
+    saved, rng = None, rng_state()
+    if rt.distributed:  # every process draws its own dropout masks: a resumed run needs each one's state
+        every = [None] * rt.world_size
+        dist.all_gather_object(every, rng)
+        rng = every
     if rt.is_main:
         position = {**asdict(state.position),
                     "seconds": state.position.seconds + time.perf_counter() - state.clock}
         saved = results.save_checkpoint(output_dir, state.position.step, model, {
             "position": position, "running_loss": state.running_loss.item(),
             "optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict(),
-            "scaler": state.scaler.state_dict(), "rng": rng_state()}, cfg, identity)
+            "scaler": state.scaler.state_dict(), "rng": rng}, cfg, identity)
     if rt.distributed:
         dist.barrier()  # no rank moves on (or exits) before the checkpoint is complete
     return saved

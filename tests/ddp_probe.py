@@ -7,13 +7,15 @@ from outside, then runs the CLI module as `-m` would. Each rank writes
 PROBE_DIR/rank<N>.json with a hash of its weights before and after training,
 and, for every distributed prediction, whether it equals the same model's
 prediction made by this process alone, in the same precision (so the gathered
-shards are complete, in place, and counted once).
+shards are complete, in place, and counted once). With PROBE_SIGTERM_AT_STEP=N
+each rank sends itself SIGTERM after its N-th optimizer step.
 """
 
 import hashlib
 import json
 import os
 import runpy
+import signal
 import sys
 from pathlib import Path
 
@@ -36,6 +38,17 @@ def weights_hash(model) -> str:
 
 
 def train(model, *args, **kwargs):
+    stop_at = int(os.environ.get("PROBE_SIGTERM_AT_STEP", "0"))  # each rank signals itself, as a cluster would
+    if stop_at:
+        inner, steps = kwargs["report"], []
+
+        def signal_at_step(step_report):
+            inner(step_report)
+            steps.append(step_report)
+            if len(steps) == stop_at:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        kwargs["report"] = signal_at_step
     report["before"] = weights_hash(model)
     stats = real_train(model, *args, **kwargs)
     report["after"] = weights_hash(model)

@@ -91,3 +91,52 @@ def test_two_process_gloo_run(tmp_path, tiny_bert, glue_dir, extra, precision):
     record = json.loads((run_dir / "metrics.json").read_text())
     assert record["data"]["examples"]["validation"] == 23
     assert record["device"].endswith("x2")
+
+
+def torchrun(tmp_path, probe_dir, flags, **env):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(PROBE),
+               str(probe_dir), *flags]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", **env}
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_a_two_process_run_stopped_and_resumed_ends_exactly_as_one_never_stopped(tmp_path, tiny_bert, glue_dir):
+    """Each process draws its own dropout masks, and their random states part as training goes on (here within
+    the first two epochs): the checkpoint keeps every process's state."""
+    flags = ["--task", "sst2", "--model", str(tiny_bert), "--data-dir", str(glue_dir), "--device", "cpu",
+             "--num-train-epochs", "3", "--batch-size", "4", "--learning-rate", "1e-3", "--logging-steps", "1",
+             "--cache-dir", str(tmp_path / "cache")]
+    weights = {}
+    for name, stop_at in (("whole", "0"), ("stopped", "9")):
+        probe = tmp_path / f"probe-{name}"
+        probe.mkdir()
+        done = torchrun(tmp_path, probe, [*flags, "--results-dir", str(tmp_path / name)], PROBE_SIGTERM_AT_STEP=stop_at)
+        if name == "stopped":
+            assert done.returncode != 0 and list((tmp_path / name).rglob("checkpoint-*")), done.stderr[-3000:]
+            done = torchrun(tmp_path, probe, [*flags, "--results-dir", str(tmp_path / name)])
+            assert "resuming from" in done.stderr, done.stderr[-3000:]
+        assert done.returncode == 0, done.stderr[-3000:]
+        weights[name] = [json.loads((probe / f"rank{r}.json").read_text())["after"] for r in range(2)]
+    assert weights["stopped"] == weights["whole"]
+
+
+def test_a_checkpoint_of_two_processes_is_not_resumed_by_one(tmp_path, tiny_bert, glue_dir, run_cli, capsys):
+    """Two processes take twice the examples a step: another run, which starts over and says why."""
+    from glue_runner import fingerprints, results
+    from glue_runner.cli import build_parser
+    from glue_runner.session import configs_from_args
+    from glue_runner.tasks import get_task
+
+    flags = ["--task", "sst2", "--num-train-epochs", "1", "--batch-size", "8", "--max-train-samples", "16"]
+    args = build_parser().parse_args([*flags, "--model", str(tiny_bert), "--data-dir", str(glue_dir)])
+    cfg = configs_from_args(args)[0].resolved(get_task("sst2").recipe)
+    folder = results.run_folder(cfg, "sst2")
+    saved = results.identity(cfg)
+    saved["inputs"]["processes"] = 2
+    (folder / "checkpoint-3").mkdir(parents=True)
+    (folder / "checkpoint-3" / "config.json").write_text(json.dumps(saved))
+    assert fingerprints.changes(saved["inputs"], results.identity(cfg)["inputs"])
+    assert run_cli(*flags) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "were made from other inputs (the processes (2 there, 1 now" in err and "the run starts over" in err
+    assert "resuming" not in err and (folder / "metrics.json").exists()

@@ -13,7 +13,7 @@ PACKAGE = Path(glue_runner.__file__).parent
 # Bottom first. A module may import any module of its own layer or a lower one, never a higher one.
 LAYERS = {
     "settings": ["errors", "files", "config", "metrics", "glue_metric"],
-    "core": ["tasks", "readers", "data", "results", "model", "train", "defaults", "display", "scoring", "run"],
+    "core": ["tasks", "readers", "data", "fingerprints", "results", "model", "train", "defaults", "display", "scoring", "run"],
     "extras": ["layers", "probe", "adapt", "trackers", "model_card", "tables", "stats", "leaderboard", "compare",
                "submission", "sweeps"],
     "top": ["session", "cli"],
