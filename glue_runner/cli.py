@@ -16,6 +16,7 @@ choices and group. The subcommands read a results folder or check a submission.
 
 import argparse
 import dataclasses
+import signal
 import sys
 from dataclasses import MISSING
 from pathlib import Path
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(RunConfig):
         add_field(groups[option_of(f).group], f)
     groups["training"].add_argument("--seeds", help="comma list of seeds: repeat every task once per seed")
+    p.set_defaults(seed=None)  # the default (42) is taken where --seeds is not given: both given is an error
     sweep = p.add_argument_group("sweeps: a search over settings, and checks for CI")
     sweep.add_argument("--grid", nargs="+", action="extend", metavar="NAME=V1,V2",
                        help="try every combination of these settings (names as in RunConfig, dashes allowed; any "
@@ -140,14 +142,22 @@ def main(argv: list[str] | None = None) -> int:
             return EXPECTATION_MISSED
     except GlueRunnerError as e:
         return report_error(e, console)
-    except Interrupted as e:
-        console.print(f"[yellow]{e}[/]", highlight=False, soft_wrap=True)
-        return 128 + e.signum
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted; finished runs are kept, the current one wrote no results "
-                      "(the same command resumes it from its newest checkpoint, if it saved one)[/]")
-        return 130
+    except (Interrupted, KeyboardInterrupt) as e:
+        return interrupted(e, console)
     return 0
+
+
+RUN_INTERRUPTED = ("interrupted; finished runs are kept, the current one wrote no results (the same command resumes "
+                   "it from its newest checkpoint, if it saved one)")
+
+
+def interrupted(e: BaseException, console: Console, said: str = RUN_INTERRUPTED) -> int:
+    """The exit of a stopped glue-run. The stop is under way: another Ctrl-C or SIGTERM (a user who cannot wait,
+    a launcher that signals again) is ignored from here on, or it would end the exit in a traceback."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    console.print(f"[yellow]{e if isinstance(e, Interrupted) else said}[/]", highlight=False, soft_wrap=True)
+    return 128 + e.signum if isinstance(e, Interrupted) else 130
 
 
 def report_error(e: GlueRunnerError, console: Console) -> int:
@@ -242,6 +252,8 @@ def run_subcommand(name: str, argv: list[str], console: Console) -> int:
         return SUBCOMMANDS[name](argv, console)
     except GlueRunnerError as e:
         return report_error(e, console)
+    except KeyboardInterrupt as e:
+        return interrupted(e, console, "interrupted; every file it writes is written whole, so none is half written")
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 
 from .config import OWN_DATA, SMOKE_DATA, RunConfig, is_task_file
 from .errors import GlueRunnerError
-from .files import not_a_file
-from .readers import (RawSplit, column_names, is_utf8, label_set, quoting_of, read_rows, shown, text_file, text_lines,
-                      to_dataset)
+from .files import file_digest, not_a_file
+from .readers import (RawSplit, check_header, column_names, is_utf8, label_set, quoting_of, read_rows, shown, text_file,
+                      text_lines, to_dataset)
 from .tasks import DEFAULT_METRICS, SplitSpec, TaskSpec, get_task, read_task_file, registry, safe_task_name, shared_defaults
 
 if TYPE_CHECKING:
@@ -55,10 +55,41 @@ def _own_task(task: str, settings: tuple, train_file_stamp: int | None) -> TaskS
     if spec.label_names or spec.regression:
         return spec
     files = split_files(spec, cfg, with_test=False)
-    names = label_set(files["train"], spec, cfg.encoding)
-    if not task and not cfg.problem_type:
+    found = label_set(files["train"], spec, cfg.encoding)
+    names, listed = found.names, found.listed
+    if listed and not spec.multi_label:  # labels given as lists are label sets
+        if task or cfg.problem_type:
+            raise GlueRunnerError(f"{files['train']}: its labels are lists (label sets), which is multi-label data, "
+                                  f"but {'its task file' if task else '--problem-type'} says {spec.problem_type}; "
+                                  f"{'set problem_type: multi_label' if task else 'drop --problem-type'}")
+        spec = replace(spec, problem_type="multi_label", metrics=DEFAULT_METRICS["multi_label"])
+    if spec.multi_label and not (listed or spec.label_delimiter or spec.label_columns):
+        raise GlueRunnerError(f"{files['train']}: multi-label data needs its labels as lists: a JSON list "
+                              "([\"sports\", \"politics\"]), or text with --label-delimiter (e.g. ','), or one 0/1 "
+                              "column per label (--label-columns)")
+    if not task and not cfg.problem_type and not listed:
         _check_not_lists(names, files["train"], cfg)
+        _check_classes(found, files["train"], cfg)
     return replace(spec, label_names=names, labels_from_data=True)
+
+
+def _check_classes(found, path: Path, cfg: RunConfig) -> None:
+    """Labels read as classes (no --problem-type given) that are something else: the text of the rows (the label
+    and text columns swapped), or scores (STS-B-like 3.8, 0.25), which are regression's."""
+    names = found.names
+    if len(names) >= 20 and len(names) >= found.rows / 2 and \
+            sorted(len(n.split()) for n in names)[len(names) // 2] >= 3:
+        raise GlueRunnerError(f"{path}: column '{cfg.label_column}' holds text, not labels ({len(names)} different "
+                              f"values in {found.rows} rows, such as {shown(list(names), 2)}); name the label column "
+                              "with --label-column (and the text with --text-columns)")
+    try:
+        scores = [float(n) for n in names]
+    except ValueError:
+        return
+    if len(names) > 5 and any(not score.is_integer() for score in scores):
+        raise GlueRunnerError(f"{path}: the labels are numbers with fractions ({shown(list(names), 4)}): scores, "
+                              "which regression predicts; pass --problem-type regression (or --problem-type "
+                              "single_label to train each value as a class of its own)")
 
 
 def _check_not_lists(names: tuple[str, ...], path: Path, cfg: RunConfig) -> None:
@@ -85,11 +116,9 @@ def _task_from_files(cfg: RunConfig) -> TaskSpec:
         raise GlueRunnerError(f"{path} {not_a_file(path)} (given as --train-file)")
     header = column_names(path, cfg.encoding)
     labels = tuple(cfg.label_columns or ()) or (cfg.label_column,)
+    if path.suffix not in (".json", ".jsonl"):
+        check_header(path, header, [*labels, *(cfg.text_columns or ())])
     missing = [c for c in (*labels, *(cfg.text_columns or ())) if c not in header]
-    if missing and len(header) == 1 and ";" in header[0]:
-        raise GlueRunnerError(f"{path}: its columns are separated by semicolons ({shown(header)}), as LibreOffice "
-                              "and Excel write CSV in some languages; save it again with commas as the separator, "
-                              "or as tab-separated text (.tsv)")
     if missing:
         headerless = any(c.isdigit() for c in missing)  # a column asked for by position
         raise GlueRunnerError(
@@ -99,15 +128,14 @@ def _task_from_files(cfg: RunConfig) -> TaskSpec:
              "(README: Your own data)" if headerless else ""))
     # pandas' to_csv writes its row numbers as a first column named "" (read back: "Unnamed: 0"): not text
     text = list(cfg.text_columns or [c for c in header if c not in (*labels, "idx", "index", "", "Unnamed: 0")])
+    if path.suffix not in (".json", ".jsonl"):
+        check_header(path, header, text)  # text,text,label would be read as a pair of one column
     if not 1 <= len(text) <= 2:
         raise GlueRunnerError(f"{path}: {len(text)} columns could hold the text ({shown(text)}); name the text "
                               "column with --text-columns (one, or two for sentence pairs)")
     fields = ("sentence",) if len(text) == 1 else ("sentence1", "sentence2")
     columns = dict(zip(fields, text)) | ({"idx": "idx"} if "idx" in header else {})
     problem = cfg.problem_type or ("multi_label" if cfg.label_delimiter or cfg.label_columns else "single_label")
-    if problem == "multi_label" and not (cfg.label_delimiter or cfg.label_columns):
-        raise GlueRunnerError("--problem-type multi_label needs --label-delimiter (the labels as a list in one column, "
-                              "e.g. ',') or --label-columns (one 0/1 column per label)")
     # named by the file, or by its folder when the file is only "train": news/train.csv is "news"
     name = safe_task_name(path.resolve().parent.name if path.stem.lower() in ("train", "training") else path.stem)
     if name in registry():  # a file called sst2.csv holds your data, not GLUE's: never its task's name
@@ -138,6 +166,7 @@ def load_splits(task: TaskSpec, cfg: RunConfig, log=print, with_test: bool = Tru
         if len(split.dataset) == 0:
             raise GlueRunnerError(f"{split.source}: the {name} split has no usable rows; check the file")
     splits = _subsample(splits, cfg)
+    _check_labels(splits, task, cfg, log)
     if task.multi_label and "train" in splits:
         import numpy as np
 
@@ -146,6 +175,54 @@ def load_splits(task: TaskSpec, cfg: RunConfig, log=print, with_test: bool = Tru
             log(f"[yellow]{splits['train'].source}: label(s) {shown(never)} never occur in the training data "
                 "(as used), so they will never be predicted[/]")
     return splits
+
+
+def _check_labels(splits: dict[str, RawSplit], task: TaskSpec, cfg: RunConfig, log) -> None:
+    """What the rows' labels and texts say before anything trains: one class only (nothing to tell apart) is
+    an error; labels that differ only in case ('Pos', 'pos': two classes, a typo?) and empty texts are said."""
+    train = splits.get(task.train_split) if task.train_split else None
+    if train is not None and not (task.multi_label or task.regression):
+        labels = set(train.dataset["label"])
+        if len(labels) == 1:
+            first = f" (the first {cfg.max_train_samples}, --max-train-samples)" if cfg.max_train_samples else ""
+            raise GlueRunnerError(f"{train.source}: every training row{first} has the label "
+                                  f"{task.label_names[labels.pop()]!r}; a classifier learns to tell labels apart, so "
+                                  "it needs rows of at least two (is --label-column the right column?)")
+    if task.labels_from_data:
+        by_case = {}
+        for name in task.label_names:
+            by_case.setdefault(name.casefold(), []).append(name)
+        for twins in (names for names in by_case.values() if len(names) > 1):
+            log(f"[yellow]{splits[task.train_split].source}: the labels {shown(twins)} differ only in case, so they "
+                "are different classes; if they mean one, write them alike[/]")
+    for name, split in splits.items():
+        if split.empty:
+            log(f"[yellow]{split.source}: {len(split.empty)} row(s) have an empty text (line {shown(split.empty, 5)}); "
+                "they are kept, read as the special tokens alone[/]")
+
+
+def dev_is_training_data(task: TaskSpec, cfg: RunConfig) -> bool:
+    """Whether a dev split is read from a file of the training file's content: its scores would measure what
+    the model memorised, not how it does on new text."""
+    files = split_files(task, cfg, with_test=False) or {}
+    train = files.get(task.train_split) if task.train_split else None
+    return bool(train) and any(file_digest(files[s]) == file_digest(train) for s in task.eval_splits if s in files)
+
+
+def reading_notes(task: TaskSpec, cfg: RunConfig) -> list[str]:
+    """What a run on your own files says of what it reads, in its first lines: the columns it took for text
+    and labels, and a dev file that holds the training data."""
+    notes = []
+    if task.own or own_files(cfg):
+        columns = _columns(task, task.train_split or "validation", cfg)
+        text = " and ".join(repr(columns[f]) for f in task.text_fields)
+        labels = ", ".join(repr(c) for c in task.label_columns) or repr(columns.get("label"))
+        notes.append(f"reading the text from column {text} and the label{'s' if task.label_columns else ''} from "
+                     f"{labels} (--text-columns, --label-column to choose others)")
+    if dev_is_training_data(task, cfg):
+        notes.append("the dev file holds the training data (the same content): its scores measure what the model "
+                     "memorised, not how it does on new text; give a held-out file as --validation-file")
+    return notes
 
 
 def own_files(cfg: RunConfig) -> bool:

@@ -441,18 +441,27 @@ def chart(board: Board, verdicts: dict[str, str] | None = None, glue_over: list[
 
 
 def show(console, results_dir: Path, **filters) -> None:
-    """Rebuild the runs tables of results_dir, then build its board, write its files and print it,
-    naming every run file that cannot be read."""
+    """Build results_dir's board, rebuild its runs tables and write the board's files, then print it,
+    naming every run file that cannot be read. A folder with nothing to show gets no files; one that cannot
+    be written (a shared, read-only one) is still shown, and said to be unwritten."""
     from rich.console import Console
 
-    tables.update_tables(results_dir)
     board = build(results_dir, **filters)
-    paths = write(board, results_dir)
+    try:
+        tables.update_tables(results_dir)
+        paths = write(board, results_dir)
+    except (OSError, GlueRunnerError) as e:
+        paths, unwritten = [], getattr(e, "strerror", None) or str(e)
     # Piped output has no width to fit: give the wide table room instead of wrapping every cell.
     Console(width=None if sys.stdout.isatty() else 250).print(rich_table(board))
     for problem in board.unreadable:
         console.print(f"[yellow]warning: {problem.warning()}[/]", highlight=False, soft_wrap=True)
-    console.print(f"wrote {', '.join(map(str, paths))}", highlight=False, soft_wrap=True)
+    if paths:
+        console.print(f"wrote {', '.join(map(str, paths))}", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"[yellow]warning: the leaderboard's and the runs' tables in {results_dir} were not rewritten "
+                      f"({unwritten}); the table above is complete. To keep them, copy the folder to one you can "
+                      "write to and run glue-run leaderboard --results-dir there[/]", highlight=False, soft_wrap=True)
 
 
 def write(board: Board, results_dir: Path) -> list[Path]:

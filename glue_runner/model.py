@@ -119,6 +119,15 @@ def load_model(task: TaskSpec, cfg: RunConfig, say=lambda *a, **k: None, check=l
 
     config, tokenizer = load_tokenizer(task, cfg)
     check(config)
+    if tokenizer.pad_token is None:  # GPT-2's and other decoders': batches need one to pad with
+        if tokenizer.eos_token is None:
+            raise GlueRunnerError(f"'{cfg.model}''s tokenizer has neither a padding token nor an end-of-text token to "
+                                  "pad with, so batches of texts of several lengths cannot be made; give it a "
+                                  "pad_token (tokenizer.pad_token = ...; save_pretrained)")
+        tokenizer.pad_token = tokenizer.eos_token
+        say(f"[cyan]{cfg.model} has no padding token: padding with its end-of-text token {tokenizer.eos_token!r}, "
+            "as is usual for decoders such as GPT-2 (its classifier reads the last token before the padding)[/]",
+            soft_wrap=True)
 
     to_model = tuple(range(task.num_labels))
     kwargs = {"num_labels": task.num_labels}
@@ -153,6 +162,8 @@ def load_model(task: TaskSpec, cfg: RunConfig, say=lambda *a, **k: None, check=l
     # the loss: MSE, BCE per label, or cross-entropy; said even for the default, so a checkpoint made
     # for another kind of task (a multi-label head trained further on classes) does not keep its own
     kwargs["problem_type"] = PROBLEM_TYPES[task.problem_type]
+    if getattr(config, "pad_token_id", None) is None:
+        kwargs["pad_token_id"] = tokenizer.pad_token_id  # a decoder's classifier finds each text's end by it
     from safetensors import SafetensorError
 
     try:

@@ -9,13 +9,14 @@ fraction of a second, without loading the libraries.
 
 from __future__ import annotations
 
+import ast
 import csv
 import hashlib
 import json
 import math
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,18 +44,28 @@ def column_names(path: Path, encoding: str = "utf-8") -> list[str]:
         return next(csv.reader(f, delimiter="\t" if path.suffix == ".tsv" else ","), [])
 
 
-def label_set(path: Path, task: TaskSpec, encoding: str = "utf-8") -> tuple[str, ...]:
-    """The labels of a training file, sorted (numbers as numbers), so a file's rows in any order
-    give the same label order, and so the same model outputs."""
+@dataclass(frozen=True)
+class LabelSet:
+    """A training file's labels: their names, sorted (numbers as numbers), so a file's rows in any order give
+    the same label order, and so the same model outputs; whether they came as lists (a JSON list, or its text
+    as pandas writes a list column), which makes the task multi-label; and the rows they came from."""
+    names: tuple[str, ...]
+    listed: bool
+    rows: int
+
+
+def label_set(path: Path, task: TaskSpec, encoding: str = "utf-8") -> LabelSet:
+    """The labels of a training file."""
     columns = {"label": task.columns["label"]}
     rows, _ = read_rows(path, task, "train", columns, quoting_of(task), encoding)
-    found = set()
+    found, listed = set(), False
     for line_num, row in rows:
-        text = str(row["label"]).strip()
-        if not text and not task.multi_label:  # (a multi-label row may carry no label)
+        listed = listed or label_list(row["label"]) is not None
+        labels = labels_of(row["label"], task)
+        if not labels and not task.multi_label and label_list(row["label"]) is None:  # (a label set may be empty)
             raise GlueRunnerError(f"{path}:{line_num}: the label (column {shown([columns['label']])}) is empty; give "
                                   "every training row its label, or remove the row")
-        found.update(_split_labels(text, task) if task.multi_label else [text])
+        found.update(labels)
     if not found:
         raise GlueRunnerError(f"{path}: no labels in column {shown([columns['label']])}; check the file")
     if len(found) > 200 and len(found) > len(rows) / 2:
@@ -62,7 +73,39 @@ def label_set(path: Path, task: TaskSpec, encoding: str = "utf-8") -> tuple[str,
             f"{path}: column {shown([columns['label']])} holds {len(found):,} different values in {len(rows):,} rows, "
             "too many to be classes; if they are scores, pass --problem-type regression, and if the column is text, "
             "name the label column with --label-column")
-    return tuple(sorted(found, key=lambda n: (0, int(n), "") if n.isascii() and n.isdigit() else (1, 0, n)))
+    names = tuple(sorted(found, key=lambda n: (0, int(n), "") if n.isascii() and n.isdigit() else (1, 0, n)))
+    return LabelSet(names, listed, len(rows))
+
+
+def label_list(value) -> list[str] | None:
+    """A label field holding a list, a label set: a JSON list (["sports", "politics"]), or a list's text as pandas
+    writes it to CSV (['sports', 'politics']); its labels, else None."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.startswith("[") and text.endswith("]")):
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                return None
+    if not isinstance(value, list):
+        return None
+    return [str(item).strip() for item in value if str(item).strip()]
+
+
+def labels_of(value, task: TaskSpec) -> list[str]:
+    """The labels one row's label field gives: a list's items; else the text, split by the delimiter for
+    multi-label data."""
+    listed = label_list(value)
+    if listed is not None:
+        return listed
+    text = str(value).strip()
+    if not task.multi_label:
+        return [text] if text else []
+    return _split_labels(text, task)
 
 
 def _split_labels(text: str, task: TaskSpec) -> list[str]:
@@ -76,6 +119,7 @@ class RawSplit:
     fingerprint: str
     skipped: int = 0  # rows dropped for being short of columns
     available: int | None = None  # its examples before --max-*-samples took the first N
+    empty: list[int] = field(default_factory=list)  # the lines whose text (a text of a pair) is empty: kept, and said
 
 
 def quoting_of(task: TaskSpec) -> int:
@@ -121,6 +165,7 @@ def _read_table(path: Path, task: TaskSpec, split: str, columns: dict, *, delimi
                 names = next(reader, None)
                 if names is None:
                     raise GlueRunnerError(f"{path} is empty; it should hold the {task.name} {split} split")
+                check_header(path, names, list(columns.values()))
                 missing = [c for c in columns.values() if c not in names]
                 if missing:
                     raise GlueRunnerError(
@@ -151,6 +196,23 @@ def _read_table(path: Path, task: TaskSpec, split: str, columns: dict, *, delimi
         raise GlueRunnerError(f"{path}:{reader.line_num + 1}: unreadable as "
                               f"{'TSV' if delimiter == chr(9) else 'CSV'} ({e})") from None
     return rows, skipped
+
+
+def check_header(path: Path, header: list[str], wanted: list) -> None:
+    """A header whose columns are separated by another character than the file's type says (a .tsv of commas,
+    LibreOffice's semicolons), or that names a column it is asked for twice, is one clear error."""
+    separators = {",": "commas", ";": "semicolons", "\t": "tabs"}
+    if len(header) == 1 and not all(c in header for c in wanted):
+        found = next((sep for sep in separators if sep in header[0]), None)
+        if found:
+            fix = {",": "rename it to .csv", "\t": "rename it to .tsv"}.get(found, "save it again with commas as the "
+                                                                               "separator, or as tab-separated text (.tsv)")
+            raise GlueRunnerError(f"{path}: its columns are separated by {separators[found]} ({shown(header[0].split(found))}), "
+                                  f"not by {'tabs' if path.suffix == '.tsv' else 'commas'} as its name says; {fix}")
+    twice = sorted({c for c in wanted if isinstance(c, str) and header.count(c) > 1})
+    if twice:
+        raise GlueRunnerError(f"{path}:1: the header names column {shown(twice)} more than once; rename them so that "
+                              "each column has a name of its own")
 
 
 def _json_array(path: Path) -> GlueRunnerError:
@@ -237,10 +299,13 @@ def to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int,
     if has_labels:
         data["label"] = []
     unknown = {}  # a label outside the task's set -> the first line it is on: all are named at the end
+    empty = []
     for position, (line_num, row) in enumerate(rows):
         data["idx"].append(_parse_index(row.get("idx"), position, path, line_num))
         for f in task.text_fields:
             data[f].append(_parse_text(row[f], f, path, line_num))
+        if not all(data[f][-1].strip() for f in task.text_fields):
+            empty.append(line_num)
         if has_labels:
             data["label"].append(_parse_label(row, task, path, line_num, unknown))
     if unknown:
@@ -253,7 +318,7 @@ def to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int,
                              datasets.Sequence(datasets.Value("float32"), length=task.num_labels) if task.multi_label
                              else datasets.ClassLabel(names=list(task.label_names)))
     dataset = datasets.Dataset.from_dict(data, features=datasets.Features(features))
-    return RawSplit(dataset, str(path), _file_fingerprint(path, f"{split}|{reading}"), skipped)
+    return RawSplit(dataset, str(path), _file_fingerprint(path, f"{split}|{reading}"), skipped, empty=empty)
 
 
 def _file_fingerprint(path: Path, split: str) -> str:
@@ -293,6 +358,11 @@ def _parse_label(row: dict, task: TaskSpec, path: Path, line_num: int, unknown: 
     or its position (CoLA's '1'); one outside the task's set goes into `unknown`."""
     if task.label_columns:
         return [_parse_flag(row[("label", name)], name, path, line_num) for name in task.label_columns]
+    if task.regression or not task.multi_label:
+        if label_list(row["label"]) is not None:
+            raise GlueRunnerError(f"{path}:{line_num}: the label is a list of labels, but {task.name} is "
+                                  f"{'a regression task' if task.regression else 'single-label'}; a list is a "
+                                  "label set, for multi-label data (problem_type: multi_label)")
     text = str(row["label"]).strip()
     if task.regression:
         try:
@@ -306,7 +376,7 @@ def _parse_label(row: dict, task: TaskSpec, path: Path, line_num: int, unknown: 
                                   "float32's range, as scores are kept)")
         return score
     positions = []
-    for label in _split_labels(text, task) if task.multi_label else [text]:
+    for label in labels_of(row["label"], task) if task.multi_label else [text]:
         if label in task.label_names:
             positions.append(task.label_names.index(label))
         elif not task.labels_from_data and label.isascii() and label.isdigit() and int(label) < task.num_labels:

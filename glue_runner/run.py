@@ -192,8 +192,8 @@ def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, conso
         trained = replace(cfg, learning_rate=chosen.learning_rate, num_train_epochs=chosen.num_train_epochs) \
             if chosen else cfg
         say(headline(cfg, task, rt, tokenized) + extras.fit.describe(loaded.model, task, trained))
-        for why in chosen.why if chosen else ():
-            say(f"[cyan]{why}[/]", highlight=False)
+        for why in (*data.reading_notes(task, cfg), *(chosen.why if chosen else ())):
+            say(f"[cyan]{why}[/]", highlight=False, soft_wrap=True)
         with ProgressBar(console, rt) as bar:
             # the loop trains with the chosen values; its checkpoints hold the run's identity, the settings as given
             scorer = DevScorer(loaded, task, splits, tokenized, trained, rt, pad_id, say, bar, results.identity(cfg))
@@ -219,7 +219,7 @@ def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, conso
             say(f"wrote {output_dir}", highlight=False, soft_wrap=True)  # whole, never wrapped mid-word
             # trained, in vain; --smoke's 8 steps check the pipeline, not the score (runs.md still notes it)
             if trivial and stats and stats.samples and not cfg.smoke and trivial.not_beaten(evaluation.metrics):
-                say(baseline_warning(task, cfg, trivial, evaluation.metrics), soft_wrap=True)
+                say(baseline_warning(task, trained, trivial, evaluation.metrics), soft_wrap=True)
     return Outcome(record, output_dir), loaded
 
 
@@ -381,7 +381,9 @@ def make_record(cfg: RunConfig, task: TaskSpec, rt: Runtime, splits: dict, token
         "data": {"source": {n: s.source for n, s in splits.items()},
                  "examples": {n: len(d) for n, d in tokenized.items()},
                  "available": {n: s.available for n, s in splits.items()},  # before --max-*-samples
-                 "skipped_rows": {n: s.skipped for n, s in splits.items() if s.skipped}},
+                 "skipped_rows": {n: s.skipped for n, s in splits.items() if s.skipped},
+                 "empty_texts": {n: len(s.empty) for n, s in splits.items() if s.empty},
+                 "dev_is_training_data": data.dev_is_training_data(task, cfg)},
         "device": device_description(rt),
         "precision": precision(rt),
         "config": cfg.to_json(),

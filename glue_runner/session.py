@@ -60,9 +60,12 @@ def configs_from_args(args: argparse.Namespace, grid=None) -> list[RunConfig]:
     tasks = {}  # the task as given (a GLUE name, a task file, or "": read from the files) -> its TaskSpec
     for name in names:
         task = data.task_for(RunConfig(task=name, **common))
-        tasks.setdefault(task.name if not task.own else name, task)
+        key = task.name if not task.own else name
+        if key in tasks:
+            raise GlueRunnerError(f"--task names {task.name} twice; each task runs once per seed (--seeds for more)")
+        tasks[key] = task
     check_tasks(common, tasks)
-    seeds = list(dict.fromkeys(parse_list(args.seeds, "seeds", int))) if args.seeds else [args.seed]  # 1,1: once
+    seeds = seeds_of(args)
     points = grid.points() if grid else [{}]
 
     def order(given: str, seed: int, point: int) -> tuple:
@@ -81,6 +84,20 @@ def configs_from_args(args: argparse.Namespace, grid=None) -> list[RunConfig]:
         check_bounds(cfg)
         check_paths(cfg)
     return configs
+
+
+def seeds_of(args: argparse.Namespace) -> list[int]:
+    """--seeds, else --seed (the parser leaves it None when not given, so that the two are not both given)."""
+    if args.seeds is None:
+        return [FIELDS["seed"].default if args.seed is None else args.seed]
+    if args.seed is not None:
+        raise GlueRunnerError(f"--seed {args.seed} and --seeds {args.seeds} both set the seeds; give one of them")
+    seeds = parse_list(args.seeds, "seeds", int)
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise GlueRunnerError(f"--seeds names seed {', '.join(map(str, twice))} more than once; a seed gives the same "
+                              "run each time, so give each seed once")
+    return seeds
 
 
 def resolve_alias(model: str) -> tuple[str, str | None]:

@@ -26,6 +26,8 @@ def run_notes(record: dict) -> list[str]:
         cut = available is None or any(examples[s] < available.get(s, examples[s] + 1) for s in splits)
         if config.get(setting) and cut:
             notes.append(f"subset: {config[setting]} {kind}")
+    if record.get("data", {}).get("dev_is_training_data"):
+        notes.append("scored on its training data")
     if config.get("smoke"):
         notes.append("smoke")
     if config.get("num_train_epochs") == 0:

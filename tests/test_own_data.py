@@ -480,3 +480,40 @@ def test_an_unclosed_quote_is_named_not_skipped_with_the_rest_of_the_file(run_cl
     assert run_cli("--task", "sst2", "--train-file", str(tmp_path / "q.csv"), "--validation-file",
                    str(tmp_path / "q.csv"), data=False) == 2
     assert "q.csv:3: a quoted field runs over 201 lines" in capsys.readouterr().err
+
+
+def tagged_jsonl(path: Path, n: int = 40, seed: int = 0, as_text: bool = False) -> Path:
+    """tagged()'s rows as JSON lines whose label is a JSON list (as_text: the list's text in a CSV, as pandas
+    writes a column of lists: ['sports', 'politics'])."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        topics = rng.sample(sorted(TOPICS), rng.randint(1, 3))
+        rows.append({"text": " ".join(["the", *(TOPICS[t] for t in topics), "was", "nice"]), "topics": topics})
+    if as_text:
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "topics"])
+            writer.writerows([r["text"], str(r["topics"])] for r in rows)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("suffix, delimiter", [(".jsonl", []), (".jsonl", ["--label-delimiter", ","]),
+                                               (".csv", [])], ids=["json-list", "json-list-with-delimiter", "pandas-csv"])
+def test_labels_given_as_lists_are_label_sets(run_cli, tmp_path, suffix, delimiter):
+    train = tagged_jsonl(tmp_path / f"train{suffix}", as_text=suffix == ".csv")
+    dev = tagged_jsonl(tmp_path / f"dev{suffix}", 16, seed=1, as_text=suffix == ".csv")
+    assert run_cli("--train-file", str(train), "--validation-file", str(dev), "--label-column", "topics", *delimiter,
+                   *FAST, "--output-dir", "run", data=False) == 0
+    r = record("run")
+    assert r["config"]["problem_type"] is None and set(r["metrics"]) >= {"f1_micro", "f1_macro", "subset_accuracy"}
+    assert sorted(r["details"]["per_label"]["validation"]) == sorted(TOPICS)  # names, without brackets or quotes
+
+
+def test_lists_with_a_single_label_problem_type_are_refused(run_cli, tmp_path, capsys):
+    train, dev = tagged_jsonl(tmp_path / "train.jsonl"), tagged_jsonl(tmp_path / "dev.jsonl", 16, seed=1)
+    assert run_cli("--train-file", str(train), "--validation-file", str(dev), "--label-column", "topics",
+                   "--problem-type", "single_label", *FAST, data=False) == 2
+    assert "its labels are lists (label sets), which is multi-label data" in " ".join(capsys.readouterr().err.split())
