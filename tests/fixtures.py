@@ -305,3 +305,29 @@ def make_tiny_bert(root: pathlib.Path) -> pathlib.Path:
     torch.manual_seed(0)  # same weights on every run
     transformers.BertModel(config).save_pretrained(out)  # config.json: ["BertModel"]
     return out
+
+
+def reviews_csv(rows: int = 24, flip: int = 0, header: str = "text,label", text=None, label=None) -> str:
+    """An own CSV task of the vocabulary's words whose label shows in the text; flip: that many labels fixed the
+    other way (an edit by hand); text(i), label(i): the row's own instead."""
+    text = text or (lambda i: f"the {(POSITIVE if i % 2 == 0 else NEGATIVE)[i % 4]} cat saw a dog")
+    label = label or (lambda i: ("pos" if i % 2 == 0 else "neg") if i >= flip else ("neg" if i % 2 == 0 else "pos"))
+    return "\n".join([header, *(f"{text(i)},{label(i)}" for i in range(rows))]) + "\n"
+
+
+def tiny_gpt2(folder: pathlib.Path) -> pathlib.Path:
+    """A GPT-2-style decoder (hidden 32, 2 layers) with a byte-level BPE tokenizer that has no padding token."""
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer, tok.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+    tok.train_from_iterator([" ".join(VOCAB_WORDS)] * 10, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = transformers.GPT2TokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                          unk_token="<|endoftext|>")
+    config = transformers.GPT2Config(vocab_size=len(fast), n_embd=32, n_layer=2, n_head=2, n_positions=128,
+                                     bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id)
+    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder

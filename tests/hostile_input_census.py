@@ -701,12 +701,17 @@ class Case:
     one after the other, in a folder of its own (a copy of the group's base folder, which holds a
     finished run, so there is something to lose)."""
     name: str
-    commands: list[list[str]]  # run in the case's folder, in turn; the first that does not finish ends the case
+    # run in the case's folder, in turn; the first that does not finish ends the case. A callable is a step
+    # between them (an edit of a file), called with the folder: it returns None, or (exit code, output) when
+    # it ran glue-run itself (a run stopped on purpose, a launcher)
+    commands: list
     expect: str  # "done", "error", or "done or error" (both right: a tokenizer rebuilt from its vocabulary)
     setup: object = None  # called with the case's folder before the first snapshot
     mentions: tuple[str, ...] = ()  # what its error line must name: the damaged file and the fix (case ignored)
-    check: object = None  # called in the case's folder after it finished: what was read or run wrong
+    check: object = None  # called in the case's folder after it ended as expected: what was read or run wrong
     note: str = ""  # what is known about it, printed with the outcome
+    says: tuple[str, ...] = ()  # what the last command's output must say, whatever its ending (case ignored)
+    may_change: tuple[str, ...] = ()  # what the case's commands change on purpose: these paths, and the files under them
 
 
 def lost_since(before: dict[str, bytes], rows_before: dict, folder: Path, allowed=lambda rel: False) -> list[str]:
@@ -732,11 +737,15 @@ def run_cases(c: Census, group: str, cases: list[Case], base: Path, work: Path, 
             before, rows_before = snapshot(folder), table_rows(folder)
             os.chdir(folder)
             try:
-                code, output = call_main(argv, limit=300)
+                ran = argv(folder) if callable(argv) else call_main(argv, limit=300)
             finally:
                 os.chdir(cwd)
+            c.lose(group, case.name, lost_since(before, rows_before, folder,
+                                                lambda rel: rel.startswith(case.may_change) or callable(argv)))
+            if ran is None:
+                continue
+            code, output = ran
             outcome = ending(code, output, where, ok="done")
-            c.lose(group, case.name, lost_since(before, rows_before, folder))
             if outcome != "done":
                 break
         got = "error" if outcome.startswith(("error:", "usage error:")) else outcome
@@ -745,12 +754,14 @@ def run_cases(c: Census, group: str, cases: list[Case], base: Path, work: Path, 
             problems.append(f"ended {got}, expected {case.expect}")
         elif got == "error":
             problems += [f"its error does not name {m!r}" for m in case.mentions if m.lower() not in errors[-1].lower()]
-        elif case.check:
+        if case.check and not problems and (got == "done" or case.expect == "error"):
             os.chdir(folder)
             try:
                 problems += case.check(folder)
             finally:
                 os.chdir(cwd)
+        flat = " ".join(output.split()).lower()
+        problems += [f"it does not say {phrase!r}" for phrase in case.says if phrase.lower() not in flat]
         if is_bug(outcome):
             tail = " | ".join(output.strip().splitlines()[-3:])
             c.notes.append(f"{outcome.split()[0]} ({group}) {case.name}: ...{tail}")
@@ -1101,6 +1112,250 @@ def exports_census(c: Census, work: Path, model: Path, glue: Path) -> None:
               {str(model): "MODEL", str(glue): "GLUE", str(cache): "CACHE"})
 
 
+# ---- round 4: a run is what its inputs made; and what else a new user meets ------------------------
+
+def put(name: str, content: str | bytes):
+    """A step that (re)writes a file of the case's folder (an edit by hand, an export)."""
+    def step(folder: Path) -> None:
+        Path(folder, name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    return step
+
+
+def runs_made(expected: int, current: tuple[str, ...] = ("train.csv", "dev.csv")):
+    """A check: the folder holds this many finished runs, and the newest was made from the files as they are now."""
+    def check(folder: Path) -> list[str]:
+        from glue_runner.files import file_digest
+
+        records = sorted((json.loads(p.read_text()) for p in (folder / "results").rglob("metrics.json")),
+                         key=lambda r: r.get("date", ""))
+        if len(records) != expected:
+            return [f"{len(records)} finished run(s), not {expected}"]
+        files = records[-1].get("identity", {}).get("inputs", {}).get("files", {})
+        return [f"the newest run was not made from {name} as it is now" for name in current
+                if files.get(str((folder / name).resolve())) != file_digest(folder / name)]
+    return check
+
+
+def stopped_after_first_checkpoint(argv: list[str]):
+    """A step: glue-run on argv, stopped (as Ctrl-C, a full disk or a preemption would) just after it saved its
+    first checkpoint."""
+    def step(folder: Path):
+        from unittest import mock
+
+        from glue_runner import results
+
+        real = results.save_checkpoint
+
+        def save(*args, **kwargs):
+            real(*args, **kwargs)
+            raise KeyboardInterrupt
+
+        with mock.patch.object(results, "save_checkpoint", save):
+            code, output = call_main([*argv, "--save-steps", "1"])
+        return None if code == 130 else (code, output)  # stopped as meant: on to the next step
+    return step
+
+
+def under_torchrun(argv: list[str], processes: int = 2):
+    """A step that runs glue-run under torchrun, with several processes on the CPU (gloo)."""
+    def step(folder: Path):
+        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+                               str(processes), "-m", "glue_runner.cli", *argv, "--device", "cpu"], cwd=folder,
+                              capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+        return done.returncode, done.stdout + done.stderr
+    return step
+
+
+def edit_model(change):
+    """A step: the case's copy of the model folder changed in place (a new export to the same path)."""
+    def step(folder: Path) -> None:
+        change(folder / "model")
+    return step
+
+
+def new_weights(model: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(model / "model.safetensors")
+    save_file({k: v + 0.01 if v.is_floating_point() else v for k, v in weights.items()}, model / "model.safetensors")
+
+
+def other_dropout(model: Path) -> None:
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": 0.2}))
+
+
+def changes_census(c: Census, work: Path, model: Path, glue: Path) -> None:
+    """Changes of a run's inputs after it finished (or stopped): each must be a new run, said in one line, never
+    'already done' nor a resume of the old checkpoint; the same inputs again must be done."""
+    cache = work / "cache"
+    command = ["--train-file", "train.csv", "--validation-file", "dev.csv", "--model", "model", "--cache-dir",
+               str(cache), *FAST]
+
+    def setup(base: Path) -> None:
+        shutil.copytree(model, base / "model")
+        (base / "train.csv").write_text(fixtures.reviews_csv())
+        (base / "dev.csv").write_text(fixtures.reviews_csv(12))
+
+    base = base_folder(work, "changes", command, setup)
+    new = "made from other inputs"
+    lines = fixtures.reviews_csv().splitlines()
+    reordered = "\n".join([lines[0], *reversed(lines[1:])]) + "\n"
+    renamed = [put("train.csv", fixtures.reviews_csv(header="review,label")),
+               put("dev.csv", fixtures.reviews_csv(12, header="review,label"))]
+    its_folder = f"results/runs/model/{data.safe_task_name(base.name)}-seed42"
+    cases = [
+        Case("the same command again", [command], "done", check=runs_made(1), says=("already done",)),
+        Case("train.csv: two labels fixed by hand", [put("train.csv", fixtures.reviews_csv(flip=2)), command], "done",
+             check=runs_made(2), says=(new, "train.csv changed")),
+        Case("dev.csv: a label fixed by hand", [put("dev.csv", fixtures.reviews_csv(12, flip=1)), command], "done",
+             check=runs_made(2), says=(new, "dev.csv changed")),
+        Case("train.csv: its rows reordered", [put("train.csv", reordered), command], "done", check=runs_made(2),
+             says=(new,)),
+        Case("train.csv and dev.csv: the text column renamed (text -> review)", [*renamed, command], "done",
+             check=runs_made(2), says=(new,)),
+        Case("the model folder: new weights exported to it", [edit_model(new_weights), command], "done",
+             check=runs_made(2), says=(new, "model.safetensors")),
+        Case("the model folder: its config.json's dropout changed", [edit_model(other_dropout), command], "done",
+             check=runs_made(2), says=(new, "config.json")),
+        Case("train.csv edited, the finished run's folder as --output-dir",
+             [put("train.csv", fixtures.reviews_csv(flip=2)), [*command, "--output-dir", its_folder]], "error",
+             mentions=(new, "train.csv changed")),
+        Case("stopped after its first checkpoint, then the same command",
+             [stopped_after_first_checkpoint([*command, "--seed", "7"]), [*command, "--seed", "7"]], "done",
+             check=runs_made(2), says=("resuming from",), may_change=("results/runs",)),
+        Case("stopped after its first checkpoint, train.csv edited, then the same command",
+             [stopped_after_first_checkpoint([*command, "--seed", "7"]), put("train.csv", fixtures.reviews_csv(flip=2)),
+              [*command, "--seed", "7"]], "done", check=runs_made(2),
+             says=("were made from other inputs", "the run starts over"), may_change=("results/runs",)),
+        Case("the 1-process run's command under torchrun with 2 processes", [under_torchrun(command)], "done",
+             check=runs_made(2), says=(new, "the processes (1 there, 2 now")),
+    ]
+    run_cases(c, "changes", cases, base, work, {str(model): "MODEL", str(cache): "CACHE", str(work): "WORK"})
+
+
+def ctrl_c_twice(argv: list[str], gap: float):
+    """A step: glue-run in a process of its own, given Ctrl-C twice, `gap` seconds apart, once it has a
+    checkpoint; stopping with 130 and no traceback counts as done."""
+    def step(folder: Path):
+        proc = subprocess.Popen([sys.executable, "-m", "glue_runner.cli", *argv], cwd=folder, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"})
+        deadline = time.monotonic() + 120
+        while not list(Path(folder).rglob("checkpoint-*")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for _ in range(2):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(gap)
+        output = proc.communicate(timeout=120)[0]
+        return (0 if proc.returncode == 130 and "Traceback" not in output else proc.returncode), output
+    return step
+
+
+def round4_census(c: Census, work: Path, model: Path, glue: Path) -> None:
+    """What a new user meets (issue 30): labels as lists, case twins, empty texts, a header naming a column twice,
+    the training file as the dev file, repeated or contradicting sweep flags, compressed and mislabelled files,
+    one class, swapped columns, scores as classes, a run folder as --model, a GPT-2-style decoder, the
+    leaderboard on an empty or unwritable folder, Ctrl-C twice."""
+    import gzip
+
+    cache = work / "cache"
+    m = ["--model", str(model), "--cache-dir", str(cache), *FAST]
+    own = ["--train-file", "train.csv", "--validation-file", "dev.csv", *m]
+    glue_run = ["--task", "rte", "--data-dir", str(glue), *m]
+    base = base_folder(work, "round4", [*glue_run, "--save-model"])
+    fixtures.tiny_gpt2(work / "tiny-gpt2")
+    tagged = "".join(json.dumps({"text": f"the {fixtures.POSITIVE[i % 4]} cat", "tags": ["sports", "news"][:1 + i % 2]})
+                     + "\n" for i in range(24))
+    pandas_lists = "text,tags\n" + "".join(f'the {fixtures.POSITIVE[i % 4]} cat,"{["sports", "news"][:1 + i % 2]}"\n'
+                                           for i in range(24))
+
+    def both(text: str) -> list:
+        return [put("train.csv", text), put("dev.csv", text)]
+
+    def multi_label_named(folder: Path) -> list[str]:
+        multi = [r for p in (folder / "results").rglob("metrics.json") if "f1_micro" in (r := json.loads(p.read_text()))["metrics"]]
+        if not multi:
+            return ["not trained as multi-label data"]
+        names = sorted(multi[0].get("details", {}).get("per_label", {}).get("validation", {}))
+        return [] if names == ["news", "sports"] else [f"label names {names}, not ['news', 'sports']"]
+
+    def leaderboard_unwritable(folder: Path):
+        from unittest import mock
+
+        from glue_runner import leaderboard, tables
+
+        def refuse(path, text):
+            raise PermissionError(13, "Permission denied", str(path))
+
+        with mock.patch.object(leaderboard, "write_atomic", refuse), mock.patch.object(tables, "write_atomic", refuse):
+            return call_main(["leaderboard"])
+
+    def leaderboard_of_an_empty_folder(folder: Path):
+        (folder / "empty").mkdir()
+        return call_main(["leaderboard", "--results-dir", "empty"])
+
+    def stays_empty(folder: Path) -> list[str]:
+        return [f"it wrote {p.name} into the empty folder" for p in (folder / "empty").iterdir()]
+
+    swapped = fixtures.reviews_csv(40, text=lambda i: "pos" if i % 2 else "neg",
+                                   label=lambda i: f"the {fixtures.POSITIVE[i % 4]} cat number {i}")
+    run_folder = f"results/runs/{model.name}/rte-seed42"
+    cases = [
+        Case("JSON lines whose label is a list", [put("train.jsonl", tagged), put("dev.jsonl", tagged),
+             ["--train-file", "train.jsonl", "--validation-file", "dev.jsonl", "--label-column", "tags", *m]],
+             "done", check=multi_label_named),
+        Case("JSON list labels, with --label-delimiter ','", [put("train.jsonl", tagged), put("dev.jsonl", tagged),
+             ["--train-file", "train.jsonl", "--validation-file", "dev.jsonl", "--label-column", "tags",
+              "--label-delimiter", ",", *m]], "done", check=multi_label_named),
+        Case("pandas' to_csv of a column of lists", [*both(pandas_lists), [*own, "--label-column", "tags"]], "done",
+             check=multi_label_named),
+        Case("labels 'Pos' and 'pos'", [*both(fixtures.reviews_csv(label=lambda i: ["pos", "Pos", "neg"][i % 3])), own],
+             "done", says=("differ only in case",)),
+        Case("empty text cells", [*both(fixtures.reviews_csv(text=lambda i: "" if i % 5 == 0 else "the cat saw a dog")),
+             own], "done", says=("have an empty text",)),
+        Case("a header naming its text column twice (text,text,label)",
+             [*both(fixtures.reviews_csv(header="text,text,label", text=lambda i: "the cat,a dog")), own], "error",
+             mentions=("more than once",)),
+        Case("the training file as the dev file", [put("train.csv", fixtures.reviews_csv()),
+             ["--train-file", "train.csv", "--validation-file", "train.csv", *m]], "done",
+             says=("holds the training data",)),
+        Case("--seeds ''", [[*glue_run, "--seeds", ""]], "error", mentions=("--seeds is empty",)),
+        Case("--seeds 1,1", [[*glue_run, "--seeds", "1,1"]], "error", mentions=("more than once",)),
+        Case("--task rte,rte", [["--task", "rte,rte", "--data-dir", str(glue), *m]], "error", mentions=("twice",)),
+        Case("--seed 5 beside --seeds 1,2", [[*glue_run, "--seed", "5", "--seeds", "1,2"]], "error",
+             mentions=("both set",)),
+        Case("train.csv.gz", [put("train.csv.gz", gzip.compress(fixtures.reviews_csv().encode())),
+             put("dev.csv", fixtures.reviews_csv()), ["--train-file", "train.csv.gz", "--validation-file", "dev.csv", *m]],
+             "done"),
+        Case("a .tsv separated by commas", [put("train.tsv", fixtures.reviews_csv()), put("dev.tsv", fixtures.reviews_csv()),
+             ["--train-file", "train.tsv", "--validation-file", "dev.tsv", *m]], "error",
+             mentions=("rename it to .csv",)),
+        Case("one class in the training file", [*both(fixtures.reviews_csv(label=lambda i: "pos")), own], "error",
+             mentions=("at least two",)),
+        Case("--label-column text (the columns swapped)", [*both(swapped), own], "error", mentions=("holds text",)),
+        Case("scores without --problem-type regression",
+             [*both(fixtures.reviews_csv(label=lambda i: f"{i % 9 / 2:.1f}")), own], "error",
+             mentions=("--problem-type regression",)),
+        Case("--model a run's folder (not its model/)", [["--task", "mrpc", "--data-dir", str(glue), "--model",
+                                                          run_folder, "--cache-dir", str(cache), *FAST]],
+             "done or error", mentions=(f"{run_folder}/model",)),
+        Case("a GPT-2-style decoder (no padding token)", [["--task", "mrpc", "--data-dir", str(glue), "--model",
+                                                          str(work / "tiny-gpt2"), "--cache-dir", str(cache), *FAST]],
+             "done", says=("padding with its end-of-text token",)),
+        Case("glue-run leaderboard on a folder that cannot be written", [leaderboard_unwritable], "done",
+             says=("were not rewritten",)),
+        Case("glue-run leaderboard on an empty folder", [leaderboard_of_an_empty_folder], "error", check=stays_empty,
+             mentions=("no finished runs",)),
+        *[Case(f"Ctrl-C twice, {gap * 1000:.0f} ms apart, while training", [ctrl_c_twice(
+            [*glue_run, "--num-train-epochs", "3", "--save-steps", "1", "--seed", "7"], gap)], "done", says=("stopped",))
+          for gap in (0.0, 0.01, 0.05, 0.2)],
+    ]
+    run_cases(c, "round4", cases, base, work, {str(model): "MODEL", str(glue): "GLUE", str(cache): "CACHE",
+                                               str(work): "WORK"})
+
+
 # ---- an empty value for every flag that takes one ----------------------------------
 
 def subcommand_cases() -> list[tuple[str, list[list[str]]]]:
@@ -1318,7 +1573,7 @@ def line(name: str, counts) -> str:
             f"{counts['results lost']} results lost, {counts['unexpected']} unexpected")
 
 
-GROUPS = ("readers", "flags", "folders", "concurrent", "models", "damaged", "exports", "empty")
+GROUPS = ("readers", "flags", "folders", "concurrent", "models", "damaged", "exports", "empty", "changes", "round4")
 
 
 def run_census(examples: int = 100, real_runs: int = 1, repetitions: int = 2, processes: int = 4,
@@ -1352,6 +1607,10 @@ def run_census(examples: int = 100, real_runs: int = 1, repetitions: int = 2, pr
             exports_census(c, work, model, glue)
         if "empty" in only:
             empty_census(c, work, model, glue, real_runs=bool(real_runs))
+        if "changes" in only:
+            changes_census(c, work, model, glue)
+        if "round4" in only:
+            round4_census(c, work, model, glue)
     finally:
         os.chdir(cwd)
         shutil.rmtree(work, ignore_errors=True)
@@ -1367,7 +1626,8 @@ def report(c: Census) -> str:
     lines += c.notes
     counts = summary(c)
     lines += [line(name, counts[name]) for name in ("readers", "flags", "flags, real run", "folders", "concurrent",
-                                                    "models", "damaged", "exports", "empty", "empty, real run")
+                                                    "models", "damaged", "exports", "empty", "empty, real run",
+                                                    "changes", "round4")
               if name in counts]
     lines.append(line("census", counts["all"]))
     return "\n".join(lines)

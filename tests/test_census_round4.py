@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures import NEGATIVE, POSITIVE
+import fixtures
+from fixtures import POSITIVE
 from glue_runner import cli, leaderboard
 from glue_runner.config import RunConfig
 from glue_runner.train import Runtime, left_out
@@ -16,9 +17,8 @@ from glue_runner.train import Runtime, left_out
 FAST = ["--num-train-epochs", "1", "--batch-size", "8", "--learning-rate", "1e-3"]
 
 
-def reviews(path: Path, rows: int = 24, label=lambda i: "pos" if i % 2 == 0 else "neg", header="text,label",
-            text=lambda i: f"the {(POSITIVE if i % 2 == 0 else NEGATIVE)[i % 4]} cat saw a dog") -> Path:
-    path.write_text("\n".join([header, *(f"{text(i)},{label(i)}" for i in range(rows))]) + "\n")
+def reviews(path: Path, rows: int = 24, **rows_of) -> Path:
+    path.write_text(fixtures.reviews_csv(rows, **rows_of))
     return path
 
 
@@ -153,28 +153,8 @@ def test_the_advice_after_a_run_that_learned_nothing_names_the_rate_that_trained
 
 # ---- tracebacks -----------------------------------------------------------------------
 
-def tiny_gpt2(folder: Path) -> Path:
-    """A GPT-2-style decoder (hidden 32, 2 layers) with a byte-level BPE tokenizer that has no padding token."""
-    import transformers
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    from fixtures import VOCAB_WORDS
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer, tok.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
-    tok.train_from_iterator([" ".join(VOCAB_WORDS)] * 10, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = transformers.GPT2TokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                          unk_token="<|endoftext|>")
-    config = transformers.GPT2Config(vocab_size=len(fast), n_embd=32, n_layer=2, n_head=2, n_positions=128,
-                                     bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id)
-    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
-    fast.save_pretrained(folder)
-    return folder
-
-
 def test_a_gpt2_style_decoder_trains_padded_with_its_end_token(run_cli, tmp_path, capsys):
-    model = tiny_gpt2(tmp_path / "tiny-gpt2")
+    model = fixtures.tiny_gpt2(tmp_path / "tiny-gpt2")
     assert run_cli("--task", "mrpc", *FAST, "--model", str(model), "--save-model", "--output-dir", "run",
                    model=False) == 0
     assert "has no padding token: padding with its end-of-text token '<|endoftext|>'" in err(capsys)

@@ -11,22 +11,17 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
-from fixtures import NEGATIVE, POSITIVE
+from fixtures import reviews_csv
 from glue_runner import files, fingerprints, results
 
 FAST = ["--num-train-epochs", "1", "--batch-size", "8", "--learning-rate", "1e-3"]
 
 
-def write_reviews(folder: Path, rows: int = 24, flip: int = 0) -> tuple[Path, Path]:
-    """An own CSV task (train and dev); flip: that many training labels fixed the other way."""
-    lines = ["text,label"]
-    for i in range(rows):
-        good = i % 2 == 0
-        label = "pos" if good != (i < flip) else "neg"
-        lines.append(f"the {(POSITIVE if good else NEGATIVE)[i % 4]} cat saw a dog,{label}")
+def write_reviews(folder: Path) -> tuple[Path, Path]:
+    """An own CSV task: train.csv and dev.csv."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "train.csv").write_text("\n".join(lines) + "\n")
-    (folder / "dev.csv").write_text("\n".join(lines[:13]) + "\n")
+    (folder / "train.csv").write_text(reviews_csv())
+    (folder / "dev.csv").write_text(reviews_csv(12))
     return folder / "train.csv", folder / "dev.csv"
 
 
