@@ -162,7 +162,7 @@ def adapt_first(cfg: RunConfig, task: TaskSpec, run_dir: Path, rt: Runtime, cons
             highlight=False, soft_wrap=True)
         return {**done, "folder": str(folder / "model")}  # where it is now (the record has where it was written)
     # the loop's settings for this stage; --resume was checked on the fine-tuning's checkpoints, which come after
-    lm_cfg = replace(cfg, learning_rate=cfg.adapt_learning_rate, num_train_epochs=cfg.adapt_epochs,
+    lm_cfg = replace(cfg, learning_rate=cfg.adapt_learning_rate, num_train_epochs=cfg.adapt_epochs, max_steps=0,
                      warmup_ratio=WARMUP_RATIO, weight_decay=WEIGHT_DECAY, resume=None if cfg.resume else cfg.resume)
     resume_from = start_or_resume(lm_cfg, task, folder, rt, say)
     adapting = tracker.adaptation(resume_from)
@@ -181,7 +181,7 @@ def adapt_first(cfg: RunConfig, task: TaskSpec, run_dir: Path, rt: Runtime, cons
     say(f"[bold]adapting {cfg.model}[/] on {texts} ({len(training)}, and {len(heldout)} held out): "
         f"held-out masked-LM loss {before:.4f}", highlight=False, soft_wrap=True)
 
-    def after_epoch(epoch: int) -> dict:
+    def after_epoch(epoch: int, last: bool) -> dict:  # the held-out texts are few (at most 1,000): every epoch
         loss = heldout_loss(model, heldout, masker, lm_cfg, rt, pad_id)
         say(f"adaptation epoch {epoch + 1}: held-out masked-LM loss {loss:.4f}")
         return adapting.log_epoch({"epoch": epoch + 1, "heldout_loss": loss})

@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-EXPECTATION_MISSED = 3  # --expect: the sweep ran, and missed a bound (2 is bad input)
+EXPECTATION_MISSED = 3  # the sweep ran, and missed an --expect bound or a --smoke task did not learn (2: bad input)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,9 +136,14 @@ def main(argv: list[str] | None = None) -> int:
             configs = without_unreachable(configs, console)
         quiet_libraries()
         outcomes = run_all(configs, console, grid, shard)
-        if bounds and outcomes is None:
-            console.print("--expect is checked by the shard that finishes the sweep's last run", highlight=False)
-        elif bounds and not sweeps.check_expected(bounds, sweeps.chosen_runs(configs, outcomes, grid), console):
+        if outcomes is None:
+            if bounds or args.smoke:
+                console.print("--expect and --smoke's verdicts are checked by the shard that finishes the sweep's "
+                              "last run", highlight=False)
+            return 0
+        runs = sweeps.chosen_runs(configs, outcomes, grid)
+        learned = sweeps.check_smoke(runs, console) if args.smoke else True
+        if not (sweeps.check_expected(bounds, runs, console) if bounds else True) or not learned:
             return EXPECTATION_MISSED
     except GlueRunnerError as e:
         return report_error(e, console)

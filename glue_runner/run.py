@@ -10,6 +10,7 @@ its files are written); session.py fills them in from the run's settings.
 from __future__ import annotations
 
 import datetime
+import math
 import platform
 import signal
 import sys
@@ -25,10 +26,10 @@ from rich.console import Console
 
 from . import data, defaults, results
 from .config import RunConfig
-from .display import ProgressBar, baseline_warning, each, metrics_table, per_label_table, warning
+from .display import ProgressBar, baseline_warning, each, metrics_table, per_label_table, smoke_line, warning
 from .errors import GlueRunnerError, Interrupted
 from .model import LoadedModel, check_inputs, load_model, save_model
-from .scoring import Baseline, Evaluation, baseline, confusion_files, prediction_files, score
+from .scoring import Baseline, Evaluation, baseline, confusion_files, prediction_files, score, smoke_verdict
 from .tasks import TaskSpec, get_task
 from .train import (AllLayers, Runtime, StepReport, StopRequest, TrainStats, predict, seed_everything, setup_runtime,
                     train)
@@ -105,8 +106,13 @@ class FineTune:
         task, cfg = scorer.task, scorer.cfg
         if not task.train_split:
             return None
+
+        def on_epoch_end(epoch: int, last: bool) -> dict | None:
+            record = scorer.after_epoch(epoch, last)
+            return tracker.log_epoch(record) if record else None
+
         return train(loaded.model, loaded.labels.for_training(scorer.tokenized["train"]), cfg, scorer.rt,
-                     pad_id=scorer.pad_id, on_epoch_end=lambda epoch: tracker.log_epoch(scorer.after_epoch(epoch)),
+                     pad_id=scorer.pad_id, on_epoch_end=on_epoch_end,
                      report=each(bar.update, tracker.log_step), output_dir=output_dir, resume_from=resume_from,
                      log=warning(scorer.say), schedule=self.schedule, identity=scorer.identity)
 
@@ -140,7 +146,7 @@ def run(cfg: RunConfig, console: Console, extras: Extras,
     The run's folder is held for the whole run: another glue-run given it stops at once. A run
     already done is found so without holding its folder (its metrics.json is renamed into place
     whole), so glue-runs that skip it at the same moment do not take each other for a run in progress."""
-    task, overrides = data.task_for(cfg), cfg.overrides()
+    task, given = data.task_for(cfg), cfg
     cfg = settled(cfg, task)
     rt = setup_runtime(cfg)
     # soft_wrap: a line longer than the terminal is left for it to fold, so paths stay whole for copying
@@ -155,7 +161,7 @@ def run(cfg: RunConfig, console: Console, extras: Extras,
                     earlier, changes = plan.superseded
                     say(f"[cyan]{task.name} seed {cfg.seed}: {earlier} holds this run made from other inputs "
                         f"({'; '.join(changes)}): a new run, in {folder}; the earlier one is kept[/]", soft_wrap=True)
-                return execute(cfg, task, folder, rt, console, say, extras, model, overrides)
+                return execute(cfg, task, folder, rt, console, say, extras, model, given)
     say(f"{task.name} seed {cfg.seed}: already done in {folder} "
         f"({', '.join(f'{k} {v:.4f}' for k, v in plan.done['metrics'].items() if v is not None)}); "
         "--overwrite redoes it", highlight=False, soft_wrap=True)
@@ -163,9 +169,12 @@ def run(cfg: RunConfig, console: Console, extras: Extras,
 
 
 def settled(cfg: RunConfig, task: TaskSpec) -> RunConfig:
-    """The settings a run of `task` runs with: the recipe's where no flag set them; a test-only task (AX)
-    exists to be predicted."""
-    cfg = cfg.resolved(task.recipe)
+    """The settings a run of `task` runs with: the recipe's where no flag set them (with --smoke, the task's
+    smoke budget of steps, unless a flag says how long to train); a test-only task (AX) exists to be predicted."""
+    recipe = task.recipe
+    if cfg.smoke and cfg.max_steps is None and cfg.num_train_epochs is None:
+        recipe = {**recipe, "max_steps": task.smoke.steps}
+    cfg = cfg.resolved(recipe)
     return cfg if task.train_split else replace(cfg, do_predict=True)
 
 
@@ -177,7 +186,7 @@ def finished(cfg: RunConfig) -> Outcome | None:
 
 
 def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, console: Console, say, extras: Extras,
-            model: LoadedModel | None, overrides: dict) -> tuple[Outcome, LoadedModel]:
+            model: LoadedModel | None, given: RunConfig) -> tuple[Outcome, LoadedModel]:
     """data -> model -> fit (scoring the dev set each epoch) -> metrics -> results/, inside the run's tracker:
     made before loading (a missing package fails now), it holds one tracker run for the whole run, its
     adaptation, its fine-tuning and its results."""
@@ -186,8 +195,9 @@ def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, conso
         # AX is predicted with its MNLI run's model, adapted there
         adaptation = extras.before(cfg, task, output_dir, rt, console, say, tracker) \
             if extras.before and task.train_split else None
-        loaded, splits, tokenized = load(cfg, task, console, say, rt, extras, model, adaptation)
+        loaded, splits, tokenized = load(cfg, task, console, say, rt, extras, model, adaptation, given)
         pad_id = loaded.tokenizer.pad_token_id or 0
+        overrides = given.overrides()
         chosen = fitted(cfg, task, overrides, loaded, tokenized, rt)
         trained = replace(cfg, learning_rate=chosen.learning_rate, num_train_epochs=chosen.num_train_epochs) \
             if chosen else cfg
@@ -204,11 +214,14 @@ def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, conso
         files |= confusion_files(loaded.labels, evaluation.details.get("confusion", {}))
         trivial = baseline(task, loaded.labels, splits[task.train_split].dataset["label"] if task.train_split else None,
                            scorer.tokenized_splits())
-        record = make_record(cfg, task, rt, splits, tokenized, evaluation, stats, trivial) | {"overrides": overrides}
+        record = make_record(cfg, task, rt, splits, tokenized, evaluation, stats, trivial, scorer.every) | \
+            {"overrides": overrides}
         if chosen:
             record["chosen"] = chosen.record()  # what trained, where the config has what was given
         if adaptation:
             record["adaptation"] = {k: v for k, v in adaptation.items() if k != "identity"}  # the run's own is there
+        if cfg.smoke and trivial and stats:
+            record["smoke"] = smoke_verdict(task, trivial, evaluation.metrics, stats.steps)
         if rt.is_main:
             write_results(cfg, task, output_dir, loaded, record, files, extras)
             tracker.final(record, list(files))
@@ -217,22 +230,24 @@ def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, conso
             for split, scores in evaluation.details.get("per_label", {}).items():
                 say(per_label_table(f"{task.name} {split}, per label", scores))
             say(f"wrote {output_dir}", highlight=False, soft_wrap=True)  # whole, never wrapped mid-word
-            # trained, in vain; --smoke's 8 steps check the pipeline, not the score (runs.md still notes it)
-            if trivial and stats and stats.samples and not cfg.smoke and trivial.not_beaten(evaluation.metrics):
+            if "smoke" in record:  # its own verdict, by its own margin
+                say(smoke_line(task, record["smoke"]), highlight=False, soft_wrap=True)
+            elif trivial and stats and stats.samples and trivial.not_beaten(evaluation.metrics):  # trained, in vain
                 say(baseline_warning(task, trained, trivial, evaluation.metrics), soft_wrap=True)
     return Outcome(record, output_dir), loaded
 
 
 def load(cfg: RunConfig, task: TaskSpec, console: Console, say, rt: Runtime, extras: Extras, model: LoadedModel | None,
-         adaptation: dict | None) -> tuple[LoadedModel, dict, dict]:
-    """The model (the one given, AX's saved MNLI model, the adapted one, or cfg.model), the data and its tokens."""
+         adaptation: dict | None, given: RunConfig) -> tuple[LoadedModel, dict, dict]:
+    """The model (the one given, AX's saved MNLI model, the adapted one, or cfg.model), the data and its tokens;
+    given: the settings as the flags gave them, from which AX's MNLI run is found."""
     seed_everything(cfg.seed)
     stage = console.status if rt.is_main else (lambda *a, **k: nullcontext())
     # Ctrl-C while loading is heard and honoured once loading is done: a KeyboardInterrupt raised inside
     # the libraries can be swallowed by their own bare `except:` (datasets' fingerprinting has some)
     with StopRequest(warning(say), "once loading is done; nothing is written") as stop:
         with stage(f"loading {cfg.model}"):
-            loaded = model or source_model(task, cfg, say, extras.fit.check) or \
+            loaded = model or source_model(task, given, say, extras.fit.check) or \
                 load_model(task, replace(cfg, model=adaptation["folder"]) if adaptation else cfg, say, extras.fit.check)
         with stage(f"reading {task.name} data"):
             splits = data.load_splits(task, cfg, log=say, with_test=cfg.do_predict)
@@ -277,10 +292,11 @@ def write_results(cfg: RunConfig, task: TaskSpec, output_dir: Path, loaded: Load
 
 
 def source_model(task: TaskSpec, cfg: RunConfig, say, check) -> LoadedModel | None:
-    """AX's model when none is in memory: the one its MNLI run of the same settings saved (--save-model)."""
+    """AX's model when none is in memory: the one its MNLI run of the same settings (cfg: as given) saved
+    (--save-model)."""
     if not task.predict_with:
         return None
-    source = replace(cfg, task=task.predict_with, output_dir=None).resolved(get_task(task.predict_with).recipe)
+    source = settled(replace(cfg, task=task.predict_with, output_dir=None), get_task(task.predict_with))
     folder = results.run_folder(source, task.predict_with) / "model"
     if not folder.is_dir():
         return None
@@ -324,11 +340,27 @@ class DevScorer:
         """The raw splits that were tokenized (the ones scored)."""
         return {name: split for name, split in self.splits.items() if name in self.tokenized}
 
-    def after_epoch(self, epoch: int) -> dict:
+    @property
+    def every(self) -> int:
+        """Evaluate every this many epochs (and after the last): once the training since the last evaluation has
+        seen EVAL_RATIO times the dev examples. Scoring an example costs about a third of training on it, so
+        evaluation takes at most a seventh of the time: on GLUE's training sets every epoch, on a few dozen
+        examples with a dev set of hundreds only at the end (16 examples for 20 epochs were once 20 evaluations
+        of 500). A function of the sizes alone, so a resumed run evaluates where an uninterrupted one did."""
+        dev = sum(len(self.tokenized[s]) for s in self.task.eval_splits if s in self.tokenized)
+        train = len(self.tokenized[self.task.train_split]) if self.task.train_split else 0
+        return max(1, math.ceil(EVAL_RATIO * dev / train)) if train else 1
+
+    def after_epoch(self, epoch: int, last: bool) -> dict | None:
+        if not last and (epoch + 1) % self.every:
+            return None
         self.latest = self.evaluate()
         metrics = self.latest.metrics
         self.say(f"epoch {epoch + 1}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v is not None))
-        return {"epoch": epoch + 1, **metrics}  # kept in checkpoints, so a resumed run has every epoch
+        return {"epoch": epoch + 1, **metrics}  # kept in checkpoints, so a resumed run has every evaluated epoch
+
+
+EVAL_RATIO = 2
 
 
 # ---- what a run writes -----------------------------------------------------
@@ -359,7 +391,7 @@ def start_or_resume(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtim
 
 
 def make_record(cfg: RunConfig, task: TaskSpec, rt: Runtime, splits: dict, tokenized: dict, evaluation: Evaluation,
-                stats: TrainStats | None, trivial: Baseline | None) -> dict:
+                stats: TrainStats | None, trivial: Baseline | None, evaluated_every: int) -> dict:
     """What metrics.json holds: the scores and everything needed to reproduce and compare them."""
     metrics = evaluation.metrics
     return {
@@ -375,6 +407,7 @@ def make_record(cfg: RunConfig, task: TaskSpec, rt: Runtime, splits: dict, token
                          "beaten": not trivial.not_beaten(metrics)}} if trivial else {}),
         "epochs": stats.history if stats else [],
         "train": ({"steps": stats.steps, "samples": stats.samples, "seconds": round(stats.seconds, 3),
+                   "evaluated_every_epochs": evaluated_every,
                    "samples_per_second": round(stats.samples_per_second, 2), "final_loss": stats.final_loss,
                    "trained_parameters": stats.trained_parameters}
                   if stats else {}),

@@ -36,14 +36,36 @@ class Baseline:
         return (None if None in ours else float(np.mean(ours)),
                 float(np.mean([self.metrics[name] for name in self.splits[split]])))
 
-    def not_beaten(self, metrics: dict) -> list[str]:
-        """The splits whose main score is not above the baseline's by more than BASELINE_MARGIN."""
+    def not_beaten(self, metrics: dict, margin: float = BASELINE_MARGIN) -> list[str]:
+        """The splits whose main score is not above the baseline's by more than `margin`."""
         splits = []
         for split in self.splits:
             ours, base = self.main_scores(metrics, split)
-            if ours is None or ours <= base + BASELINE_MARGIN:  # undefined is no evidence of learning either
+            if ours is None or ours <= base + margin:  # undefined is no evidence of learning either
                 splits.append(split)
         return splits
+
+    def said(self, metrics: dict) -> str:
+        """Each dev split's main score beside the baseline's, in words."""
+        parts = []
+        for split in self.splits:
+            ours, base = self.main_scores(metrics, split)
+            parts.append(f"{split} {'undefined' if ours is None else f'{ours:.4f}'} against {base:.4f}")
+        return "; ".join(parts)
+
+
+# --smoke's verdict: a model learned when each dev split's main score is above the baseline's by more than
+# this. A model that learned nothing scores within a few points of it on 256 examples (one example is 0.4
+# points); one that learned, well above (benchmarks/README.md: Smoke budgets)
+SMOKE_MARGIN = 0.05
+
+
+def smoke_verdict(task: TaskSpec, trivial: Baseline, metrics: dict, steps: int) -> dict:
+    """What a --smoke run shows, for metrics.json: whether the task is expected to learn in its budget, and
+    whether it learned (beat the baseline by more than SMOKE_MARGIN)."""
+    return {"steps": steps, "expected": task.smoke.learns, "learned": not trivial.not_beaten(metrics, SMOKE_MARGIN),
+            "margin": SMOKE_MARGIN, "scores": trivial.said(metrics),
+            **({} if task.smoke.learns else {"why_not": task.smoke.why_not})}
 
 
 def baseline(task: TaskSpec, labels: Labels, train_labels, splits: dict) -> Baseline | None:

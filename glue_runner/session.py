@@ -27,7 +27,7 @@ from .config import (FIELDS, MODEL_ALIASES, OPTIONS, OWN_DATA, SMOKE, RunConfig,
 from .errors import GlueRunnerError
 from .layers import LayerSchedule
 from .probe import Probe
-from .run import Extras, FineTune, Outcome, finished, no_tracker, run
+from .run import Extras, FineTune, Outcome, finished, no_tracker, run, settled
 from .tasks import check_metrics, get_task, glue_tasks
 from .train import AllLayers, device_type
 
@@ -174,7 +174,7 @@ def check_sweep(configs: list[RunConfig], console: Console) -> None:
     done = 0
     for cfg in configs:
         task = data.task_for(cfg)
-        resolved = cfg.resolved(task.recipe)
+        resolved = settled(cfg, task)
         if cfg.adapt_lm and not any(c.task == task.predict_with for c in configs):  # AX: its MNLI run adapts
             data.check_adapt_texts(task, resolved)
         if resolved.do_predict or not task.train_split:

@@ -379,3 +379,21 @@ def check_expected(bounds: list[Bound], runs: list[tuple[RunConfig, Outcome]], c
         console.print(f"[bold red]missed {len(missed)} of {len(bounds)} expected bound(s):[/] " + "; ".join(missed),
                       highlight=False, soft_wrap=True)
     return not missed
+
+
+def check_smoke(runs: list[tuple[RunConfig, Outcome]], console) -> bool:
+    """--smoke's verdicts over the sweep (metrics.json's "smoke"): a line of the tasks that learned and those not
+    expected to in their budget, and one naming each task expected to learn that did not, with its score and the
+    baseline's. True when every task expected to learn did."""
+    verdicts = [(o.record["task"], o.record["smoke"]) for _, o in runs if "smoke" in o.record]
+    learned = [task for task, v in verdicts if v["expected"] and v["learned"]]
+    unexpected = [task for task, v in verdicts if not v["expected"]]
+    missed = [f"{task} ({v['scores']})" for task, v in verdicts if v["expected"] and not v["learned"]]
+    console.print(f"smoke: {len(learned)} task(s) learned" + (f" ({', '.join(learned)})" if learned else "")
+                  + (f"; {', '.join(unexpected)} not expected to in their budget" if unexpected else ""),
+                  highlight=False, soft_wrap=True)
+    if missed:
+        console.print(f"[bold red]smoke: did not learn:[/] {'; '.join(missed)}. A healthy pretrained encoder beats "
+                      "the baseline on these in its smoke budget: check the model's weights, that its tokenizer is "
+                      "its own, and the training labels", highlight=False, soft_wrap=True)
+    return not missed

@@ -36,6 +36,16 @@ class SplitSpec:
 
 
 @dataclass(frozen=True)
+class Smoke:
+    """--smoke's budget for a task: the optimizer steps it trains on its subset (256 examples), and whether a
+    healthy small pretrained encoder leaves the baseline in them; where it cannot, why (the smoke run then
+    checks that the task runs, not that the model learns)."""
+    steps: int = 64
+    learns: bool = True
+    why_not: str = ""
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     name: str
     text_fields: tuple[str, ...]  # one field: single sentence; two: a pair
@@ -58,6 +68,7 @@ class TaskSpec:
     # label_names read from the training file's values: a label is only ever its name, never a position
     labels_from_data: bool = False
     source: str = ""  # the file it was read from, for messages
+    smoke: Smoke = Smoke()
 
     @property
     def regression(self) -> bool:
@@ -107,7 +118,8 @@ def _parse(text: str, source: str, defaults: dict | None = None, folder: Path | 
     """A task file over the shared defaults; `folder`: your own task file's, where its files are."""
     raw = _read_yaml(text, source)
     defaults = defaults or {}
-    raw = {**defaults, **raw, "recipe": {**defaults.get("recipe", {}), **raw.get("recipe", {})}}
+    raw = {**defaults, **raw, "recipe": {**defaults.get("recipe", {}), **raw.get("recipe", {})},
+           "smoke": {**defaults.get("smoke", {}), **raw.get("smoke", {})}}
     problem = raw.setdefault("problem_type", "single_label")
     if problem not in PROBLEM_TYPES:
         raise GlueRunnerError(f"task definition {source}: problem_type '{problem}' is not one of {', '.join(PROBLEM_TYPES)}")
@@ -119,6 +131,7 @@ def _parse(text: str, source: str, defaults: dict | None = None, folder: Path | 
         raw["splits"] = {name: SplitSpec(**{**split, "file": str(folder / split["file"]) if folder else split["file"]})
                          for name, split in raw["splits"].items()}
         raw.setdefault("test_columns", {k: v for k, v in raw["columns"].items() if k != "label"})
+        raw["smoke"] = Smoke(**raw["smoke"])
         spec = TaskSpec(**raw, source=source)
     except (TypeError, KeyError, AttributeError) as e:
         raise GlueRunnerError(f"task definition {source} is malformed ({e}); compare it with tasks/cola.yaml") from None
@@ -166,7 +179,9 @@ def read_task_file(path: Path) -> TaskSpec:
         raise GlueRunnerError(f"task file {path} {not_a_file(path)}; give a GLUE task's name or the path of your "
                               "task file")
     path = path.expanduser().resolve()
-    spec = _parse(path.read_text(encoding="utf-8"), str(path), {"recipe": shared_defaults()["recipe"]}, folder=path.parent)
+    defaults = shared_defaults()
+    spec = _parse(path.read_text(encoding="utf-8"), str(path), {k: defaults[k] for k in ("recipe", "smoke")},
+                  folder=path.parent)
     if spec.name in registry():
         raise GlueRunnerError(f"task file {path} names its task '{spec.name}', which is a GLUE task's name; "
                               "rename it, so its results are never taken for GLUE's")

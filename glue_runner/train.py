@@ -184,7 +184,7 @@ class Position:
     seconds: float = 0.0
     running_count: int = 0  # micro-batches in the running loss
     last_loss: float = float("nan")
-    history: list = field(default_factory=list)  # what on_epoch_end returned, per epoch
+    history: list = field(default_factory=list)  # what on_epoch_end returned, per epoch evaluated
 
 
 @dataclass
@@ -223,7 +223,7 @@ class TrainStats:
     samples: int
     seconds: float
     final_loss: float | None
-    history: list  # on_epoch_end's records, one per epoch
+    history: list  # on_epoch_end's records, one per epoch evaluated
     trained_parameters: int  # trainable at the end (--freeze-layers, --gradual-unfreezing: fewer than all)
 
     @property
@@ -232,11 +232,12 @@ class TrainStats:
 
 
 def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad_id: int,
-          on_epoch_end: Callable[[int], dict] | None = None, report: Callable[[StepReport], None] | None = None,
+          on_epoch_end: Callable[[int, bool], dict | None] | None = None, report: Callable[[StepReport], None] | None = None,
           output_dir: Path | None = None, resume_from: Path | None = None, log=lambda *a, **k: None,
           collate_fn: Callable[..., dict] = collate, schedule: AllLayers | None = None,
           identity: dict | None = None) -> TrainStats:
-    """Fine-tune `model` in place; `on_epoch_end(epoch)` evaluates and returns the epoch's record.
+    """Fine-tune `model` in place; `on_epoch_end(epoch, last)` evaluates (or not: None) and returns the epoch's
+    record. cfg.max_steps, when set, says how long to train instead of cfg.num_train_epochs.
     collate_fn makes a micro-batch as `collate` does (adapt.py's masks tokens, drawing from the
     RNGs that checkpoints save, so a resumed run draws what an uninterrupted one would).
 
@@ -260,9 +261,9 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
         log(f"each epoch leaves out {left} of {len(lengths)} training examples, drawn anew each epoch: the batches "
             f"of {cfg.batch_size} that do not make a whole step of {accumulation} micro-batch(es) on each of "
             f"{rt.world_size} process(es)")
-    epochs = math.ceil(cfg.num_train_epochs)
-    state = start_state(base, cfg, rt, math.ceil(steps_per_epoch * cfg.num_train_epochs), resume_from,
-                        schedule.depths(base))
+    total_steps = cfg.max_steps or math.ceil(steps_per_epoch * cfg.num_train_epochs)
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    state = start_state(base, cfg, rt, total_steps, resume_from, schedule.depths(base))
     if cfg.class_weights:
         state.class_weights = balanced_weights(train_set["label"], base.config.problem_type, base.config.num_labels,
                                                rt.device)
@@ -297,8 +298,9 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
             pos.seconds += time.perf_counter() - state.clock
             pos.epoch, pos.batch = epoch + 1, 0
             check_health(state, cfg)
-            if on_epoch_end:
-                pos.history.append(on_epoch_end(epoch))
+            record = on_epoch_end(epoch, epoch + 1 == epochs) if on_epoch_end else None
+            if record:
+                pos.history.append(record)
             state.clock = time.perf_counter()  # evaluation time is not training time
             saved = save_checkpoint(state, base, cfg, rt, output_dir, identity)
             if stop.requested(rt, True):
