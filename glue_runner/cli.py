@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     except GlueRunnerError as e:
         return report_error(e, console)
     except Interrupted as e:
-        console.print(f"[yellow]{e}[/]", highlight=False, soft_wrap=True)
+        if str(e):  # under torchrun, rank 0 speaks for every rank
+            console.print(f"[yellow]{e}[/]", highlight=False, soft_wrap=True)
         return 128 + e.signum
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; finished runs are kept, the current one wrote no results "
