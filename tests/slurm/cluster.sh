@@ -44,7 +44,9 @@ SlurmdPort=$(free_port)
 SlurmUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$DIR/munge/munge.socket
+# cred_expire: a requeued job may start again only once its old credential has expired, 121 s by
+# default; 5 s (the least Slurm takes) keeps the requeue tests short
+AuthInfo=socket=$DIR/munge/munge.socket,cred_expire=5
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
 SlurmctldPidFile=$DIR/slurmctld.pid
@@ -66,6 +68,8 @@ JobCompLoc=$DIR/jobcomp.log
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
+# every second, not every 30 to 60: a requeued job's begin time passes unseen until a scheduler looks
+SchedulerParameters=sched_interval=1,bf_interval=1
 MpiDefault=none
 # The grace between SIGTERM and SIGKILL at a time limit or scancel (Slurm's default, said here
 # because glue-run's checkpoint on SIGTERM must fit in it)

@@ -1,0 +1,273 @@
+"""glue-run under a real Slurm: the README's job array, preemption and requeue, and a run across 2 processes.
+
+A one-node cluster (tests/slurm/cluster.sh: munge, slurmctld and slurmd on this machine) runs the
+README's sbatch scripts, tests/slurm/*.sbatch, as users submit them. The cluster is the one in
+$GLUE_SLURM_DIR (.ci/run starts it there), else one these tests start, as root, for themselves; where
+neither can be, they skip and say why. Slurm's own records say what happened to each job: its state,
+restarts and exit code (scontrol show job), and a line per finished or requeued job in the
+jobcomp/filetxt log (sacct would need an accounting database).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from glue_runner import results
+
+SLURM = Path(__file__).parent / "slurm"
+SWEEP, DDP = SLURM / "glue-sweep.sbatch", SLURM / "glue-ddp.sbatch"
+
+
+def fields(line: str) -> dict[str, str]:
+    """Slurm's one-line records, KEY=value KEY=value ..."""
+    return dict(re.findall(r"(\w+)=(\S*)", line))
+
+
+@dataclass
+class Cluster:
+    env: dict  # SLURM_CONF, and a PATH on which jobs find this glue-run
+
+    def __call__(self, *argv: str) -> str:
+        return subprocess.run([str(a) for a in argv], env=self.env, check=True, capture_output=True,
+                              text=True).stdout
+
+    def sbatch(self, folder: Path, *argv) -> str:
+        return self("sbatch", "--parsable", "--chdir", folder, *argv).strip()
+
+    def jobs(self, job: str) -> list[dict]:
+        """scontrol show job: one record per array task (or the job), while Slurm keeps it (MinJobAge)."""
+        return [fields(line) for line in self("scontrol", "show", "job", "--oneliner", job).splitlines()]
+
+    def wait(self, job: str, timeout: float = 240) -> list[dict]:
+        """Until no task of `job` is pending, running or being requeued; returns their records."""
+        deadline = time.monotonic() + timeout
+        while any(j["JobState"] in ("PENDING", "RUNNING", "COMPLETING", "REQUEUED", "CONFIGURING")
+                  for j in self.jobs(job)):
+            assert time.monotonic() < deadline, f"job {job} still not done: {self.jobs(job)}"
+            time.sleep(0.5)
+        return self.jobs(job)
+
+    def completions(self, job: str) -> list[dict]:
+        """The jobcomp log's lines for `job` (an array's tasks, and each try of a requeued one), in order."""
+        log = Path(re.search(r"^JobCompLoc\s*=\s*(\S+)", self("scontrol", "show", "config"), re.M).group(1))
+        return [r for r in map(fields, log.read_text().splitlines()) if job in (r["JobId"], r.get("ArrayJobId"))]
+
+
+def answers(env: dict) -> bool:
+    return subprocess.run(["sinfo"], env=env, capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    given = os.environ.get("GLUE_SLURM_DIR")
+    if given:
+        env["SLURM_CONF"] = str(Path(given) / "slurm.conf")
+        if not answers(env):
+            pytest.skip(f"GLUE_SLURM_DIR={given}, but no Slurm cluster answers there "
+                        f"(tests/slurm/cluster.sh start {given})")
+        yield Cluster(env)
+        return
+    if os.geteuid() != 0:
+        pytest.skip("a Slurm cluster for the tests is started as root (tests/slurm/cluster.sh start), or given "
+                    "by GLUE_SLURM_DIR")
+    if not shutil.which("slurmctld") or not shutil.which("munged"):
+        pytest.skip("Slurm is not installed: tests/slurm/cluster.sh install (apt-get install slurm-wlm munge)")
+    folder = tmp_path_factory.mktemp("slurm-cluster")
+    started = subprocess.run([SLURM / "cluster.sh", "start", folder], capture_output=True, text=True)
+    if started.returncode:
+        pytest.skip(f"the Slurm cluster did not start: {started.stderr.strip()[-1500:]}")
+    env["SLURM_CONF"] = str(folder / "slurm.conf")
+    try:
+        yield Cluster(env)
+    finally:
+        subprocess.run([SLURM / "cluster.sh", "stop", folder], capture_output=True)
+
+
+def wait_for_checkpoint(cluster: Cluster, job: str, run_dir: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not results.list_checkpoints(run_dir):
+        assert cluster.jobs(job)[0]["JobState"] in ("PENDING", "RUNNING"), cluster.jobs(job)
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+def text(log: Path) -> str:
+    return " ".join(log.read_text().split())  # one line: rich folds long lines
+
+
+# ---- the README's job array ------------------------------------------------------
+
+def test_the_readmes_job_array_runs_a_smoke_sweep_once_and_the_last_shard_writes_the_leaderboard(
+        cluster, tmp_path, tiny_bert):
+    results_dir = tmp_path / "results"
+    job = cluster.sbatch(tmp_path, "--array=0-3", SWEEP, "--task", "all", "--smoke", "--model", tiny_bert,
+                         "--results-dir", results_dir, "--cache-dir", tmp_path / "cache",
+                         "--expect", "sst2:accuracy>=0.3,rte:accuracy>=0.3")
+    tasks = cluster.wait(job)
+
+    assert sorted(t["ArrayTaskId"] for t in tasks) == ["0", "1", "2", "3"]
+    assert {(t["JobState"], t["ExitCode"], t["Restarts"]) for t in tasks} == {("COMPLETED", "0:0", "0")}
+    records = cluster.completions(job)
+    assert sorted(r["ArrayTaskId"] for r in records) == ["0", "1", "2", "3"]  # one line per task: none ran twice
+    assert {r["JobState"] for r in records} == {"COMPLETED"}
+
+    # every run of the sweep (--smoke without the Hub: the 7 bundled tasks) finished, once, where it belongs
+    runs = sorted(p.name for p in (results_dir / "runs" / tiny_bert.name).iterdir())
+    assert runs == [f"{t}-seed42" for t in ["cola", "mrpc", "qnli", "rte", "sst2", "stsb", "wnli"]]
+    assert all((results_dir / "runs" / tiny_bert.name / r / "metrics.json").is_file() for r in runs)
+    assert not list(results_dir.rglob("checkpoint-*"))
+    assert len((results_dir / "runs.csv").read_text().splitlines()) == 1 + 7
+
+    logs = {t["ArrayTaskId"]: text(tmp_path / f"glue-sweep-{job}_{t['ArrayTaskId']}.log") for t in tasks}
+    wrote = sorted(i for i, log in logs.items() if f"wrote {results_dir / 'leaderboard.md'}" in log)
+    last = max(tasks, key=lambda t: t["EndTime"])["ArrayTaskId"]
+    # the shard that ends last writes it and checks --expect; two shards that end at the same instant
+    # may both (each writes the whole file), every other one leaves them to it
+    assert last in wrote, logs[last][-2000:]
+    for i, log in logs.items():
+        if i in wrote:
+            assert "held sst2:accuracy>=0.3" in log and "held rte:accuracy>=0.3" in log
+        else:
+            assert "--expect is checked by the shard that finishes the sweep's last run" in log
+            assert f"shard {i}/4: its" in log and "are not yet" in log
+    leaderboard = (results_dir / "leaderboard.md").read_text()
+    assert all(column in leaderboard for column in ["CoLA", "SST-2", "MRPC", "STS-B", "QNLI", "RTE", "WNLI"])
+
+
+# ---- preemption, a kill, and requeue -----------------------------------------------
+
+# 8 epochs of 12 steps: long enough to be stopped part way; a checkpoint every 3 steps and at every
+# epoch's end; --save-model, so the weights can be compared too
+RUN = ["--task", "sst2", "--num-train-epochs", "8", "--batch-size", "4", "--save-steps", "3", "--save-model"]
+
+
+def outcome(run_dir: Path) -> dict:
+    record = json.loads((run_dir / "metrics.json").read_text())
+    return {"metrics": record["metrics"], "epochs": record["epochs"], "steps": record["train"]["steps"],
+            "final_loss": record["train"]["final_loss"], "weights": load_file(run_dir / "model" / "model.safetensors")}
+
+
+def same(a: dict, b: dict) -> bool:
+    return ({k: v for k, v in a.items() if k != "weights"} == {k: v for k, v in b.items() if k != "weights"}
+            and a["weights"].keys() == b["weights"].keys()
+            and all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"]))
+
+
+def glue_run_pid(results_dir: Path) -> int:
+    """The glue-run process (not srun, whose command line holds the same words) writing to results_dir."""
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().decode().split("\0")
+        except (OSError, ValueError):
+            continue
+        if Path(argv[0]).name.startswith("python") and str(results_dir) in argv:
+            return int(proc.name)
+    raise AssertionError(f"no glue-run process writes to {results_dir}")
+
+
+def test_a_preempted_task_and_a_killed_one_resume_when_requeued_and_end_as_if_never_stopped(
+        cluster, tmp_path, tiny_bert, glue_dir):
+    def submit(name: str) -> tuple[str, Path]:
+        job = cluster.sbatch(tmp_path, "--array=0", SWEEP, *RUN, "--model", tiny_bert, "--data-dir", glue_dir,
+                             "--results-dir", tmp_path / name, "--cache-dir", tmp_path / "cache")
+        return job, tmp_path / name / "runs" / tiny_bert.name / "sst2-seed42"
+
+    (preempted, preempted_dir), (killed, killed_dir), (reference, reference_dir) = map(
+        submit, ["preempted", "killed", "reference"])
+
+    # preemption: SIGTERM to the task's steps, as a preemption's grace time or --signal=TERM@ sends it
+    wait_for_checkpoint(cluster, preempted, preempted_dir)
+    cluster("scancel", "--signal=TERM", preempted)
+    # a task killed without warning (the OOM killer, a node lost): its lock goes with its process
+    wait_for_checkpoint(cluster, killed, killed_dir)
+    os.kill(glue_run_pid(tmp_path / "killed"), signal.SIGKILL)
+    [task] = cluster.wait(killed)
+    assert (task["JobState"], task["ExitCode"]) == ("FAILED", "137:0")  # not glue-run's 143: no requeue of its own
+    cluster("scontrol", "requeue", killed)  # what a preemption in REQUEUE mode, or its owner, does
+
+    for job in (preempted, killed, reference):
+        [task] = cluster.wait(job)
+        assert (task["JobState"], task["ExitCode"]) == ("COMPLETED", "0:0")
+        assert task["Restarts"] == ("0" if job == reference else "1")
+    expected = outcome(reference_dir)
+    assert same(outcome(preempted_dir), expected)
+    assert same(outcome(killed_dir), expected)
+
+    log = text(tmp_path / f"glue-sweep-{preempted}_0.log")  # both tries: --open-mode=append
+    step, saved = re.search(r"stopped by SIGTERM at step (\d+); saved (\S+);", log).groups()
+    assert Path(saved) == preempted_dir / f"checkpoint-{step}"
+    assert f"resuming from {saved} (step {step})" in log and "Traceback" not in log
+    assert "resuming from" in text(tmp_path / f"glue-sweep-{killed}_0.log")  # its lock did not stand in the way
+    # the jobcomp log: the preempted task's first try ended in glue-run's 143 and a requeue (a PENDING line)
+    first, final = cluster.completions(preempted)
+    assert (first["JobState"], first["DerivedExitCode"], final["JobState"]) == ("PENDING", "143:0", "COMPLETED")
+
+
+# ---- one run across 2 processes (gloo on the CPU) -------------------------------------
+
+def ddp_run(tiny_bert: Path, glue_dir: Path, folder: Path) -> list:
+    # 8 epochs of 6 steps a rank; a checkpoint every 2 steps
+    return ["--task", "sst2", "--model", tiny_bert, "--data-dir", glue_dir, "--device", "cpu",
+            "--num-train-epochs", "8", "--batch-size", "4", "--save-steps", "2",
+            "--results-dir", folder / "results", "--cache-dir", folder / "cache"]
+
+
+def test_srun_torchrun_stopped_by_sigterm_saves_a_checkpoint_with_glue_runs_message(cluster, tmp_path, tiny_bert,
+                                                                                   glue_dir):
+    """slurmstepd signals torchrun and both workers, and torchrun forwards its copy: every rank stops at the
+    same step, rank 0 saves and says so, and no rank is left in a collective. torchrun itself, signalled,
+    ends with its own SignalException and exit code 1, whatever its workers did: the README's DDP recipe
+    starts the ranks with srun instead."""
+    run = " ".join(map(str, ddp_run(tiny_bert, glue_dir, tmp_path)))
+    job = cluster.sbatch(tmp_path, "--cpus-per-task=2", "--output=torchrun-%j.log", "--wrap",
+                         f"srun torchrun --standalone --nproc-per-node 2 -m glue_runner.cli {run}")
+    run_dir = tmp_path / "results" / "runs" / tiny_bert.name / "sst2-seed42"
+    wait_for_checkpoint(cluster, job, run_dir)
+    cluster("scancel", "--signal=TERM", job)
+    [task] = cluster.wait(job)
+
+    log = text(tmp_path / f"torchrun-{job}.log")
+    stops = re.findall(r"stopped by SIGTERM at step (\d+); saved (\S+);", log)
+    assert len(stops) == 1 and log.count("SIGTERM: stopping") == 1, log[-3000:]  # rank 0's, once
+    assert Path(stops[0][1]) == run_dir / f"checkpoint-{stops[0][0]}" == results.list_checkpoints(run_dir)[-1]
+    assert not (run_dir / "metrics.json").exists()
+    for stopped_at_once in ("Connection closed", "KeyboardInterrupt", "interrupted;"):
+        assert stopped_at_once not in log, log[-3000:]
+    assert log.count("Traceback") == log.count("SignalException: Process")  # only the launcher's own
+    assert (task["JobState"], task["ExitCode"]) == ("FAILED", "1:0")
+
+
+def test_the_readmes_ddp_job_stops_on_sigterm_with_exit_143_requeues_itself_and_resumes(cluster, tmp_path, tiny_bert,
+                                                                                       glue_dir):
+    job = cluster.sbatch(tmp_path, "--ntasks=2", DDP, *ddp_run(tiny_bert, glue_dir, tmp_path))
+    run_dir = tmp_path / "results" / "runs" / tiny_bert.name / "sst2-seed42"
+    wait_for_checkpoint(cluster, job, run_dir)
+    cluster("scancel", "--signal=TERM", job)
+    [task] = cluster.wait(job)
+
+    assert (task["JobState"], task["ExitCode"], task["Restarts"]) == ("COMPLETED", "0:0", "1")
+    first, final = cluster.completions(job)
+    assert (first["JobState"], first["DerivedExitCode"], final["JobState"]) == ("PENDING", "143:0", "COMPLETED")
+    log = text(tmp_path / f"glue-ddp-{job}.log")
+    [(step, saved)] = re.findall(r"stopped by SIGTERM at step (\d+); saved (\S+);", log)
+    # each rank heard Slurm's SIGTERM once, and ended with glue-run's own exit code, no traceback
+    assert sorted(re.findall(r"task (\d): Exited with exit code 143", log)) == ["0", "1"]
+    assert log.count("SIGTERM: stopping") == 1  # rank 0 speaks for both
+    assert "Traceback" not in log and "Connection closed" not in log
+    assert f"resuming from {saved} (step {step})" in log
+    assert json.loads((run_dir / "metrics.json").read_text())["device"].endswith("x2")
