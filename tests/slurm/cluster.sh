@@ -97,6 +97,8 @@ start() {
     dd if=/dev/urandom of="$DIR/munge/munge.key" bs=1 count=1024 status=none
     chown -R munge:munge "$DIR/munge"
     chmod 600 "$DIR/munge/munge.key"
+    runuser -u munge -- test -w "$DIR/munge" ||
+        { say "the munge user cannot reach $DIR: every folder above it must be open to others (chmod o+x)"; exit 1; }
     runuser -u munge -- munged --socket="$DIR/munge/munge.socket" --key-file="$DIR/munge/munge.key" \
         --pid-file="$DIR/munge/munged.pid" --log-file="$DIR/munge/munged.log" --seed-file="$DIR/munge/munged.seed"
     write_config
@@ -117,14 +119,13 @@ start() {
 stop() {
     [ -f "$SLURM_CONF" ] || { say "no cluster in $DIR"; return; }
     scancel --full --signal=KILL --user="$(id -un)" 2>/dev/null || true
-    # slurmd first, so no job is started while slurmctld goes
+    local pids=()
     for pidfile in slurmd.pid slurmctld.pid munge/munged.pid; do
-        [ -f "$DIR/$pidfile" ] || continue
-        pid=$(cat "$DIR/$pidfile")
-        kill "$pid" 2>/dev/null || continue
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
+        [ -f "$DIR/$pidfile" ] && pids+=("$(cat "$DIR/$pidfile")")
     done
+    kill "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "${pids[@]}" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "${pids[@]}" 2>/dev/null || true
     say "stopped (its logs stay in $DIR)"
 }
 
