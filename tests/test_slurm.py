@@ -227,19 +227,19 @@ def test_a_task_killed_then_preempted_resumes_each_time_it_is_requeued_and_ends_
     step, saved = re.search(r"stopped by SIGTERM at step (\d+); saved (\S+);", log).groups()
     assert Path(saved) == run_dir / f"checkpoint-{step}"
     assert f"resuming from {saved} (step {step})" in log and "Traceback" not in log
-    # Slurm's record: killed (the script's 137, its step's signal 9), requeued twice (a PENDING line each),
-    # done; a step of some try ended in glue-run's 143 (the derived codes of a requeued job lag a try behind)
+    # Slurm's record: killed (the script's 137), requeued twice (a PENDING line each), done; a step of some
+    # try ended in glue-run's 143 (the derived codes of a requeued job are updated late, so on a later line)
     tries = [(r["JobState"], r["ExitCode"], r["DerivedExitCode"]) for r in cluster.completions(job)]
-    assert tries[0] == ("FAILED", "137:0", "0:9") and tries[-1][:2] == ("COMPLETED", "0:0"), tries
+    assert tries[0][:2] == ("FAILED", "137:0") and tries[-1][:2] == ("COMPLETED", "0:0"), tries
     assert [t[0] for t in tries[1:-1]] == ["PENDING", "PENDING"] and "143:0" in {t[2] for t in tries}, tries
 
 
 # ---- one run across 2 processes (gloo on the CPU) -------------------------------------
 
 def ddp_run(tiny_bert: Path, glue_dir: Path, folder: Path) -> list:
-    # 8 epochs of 6 steps a rank; a checkpoint every 2 steps
+    # 4 epochs of 6 steps a rank; a checkpoint every 2 steps
     return ["--task", "sst2", "--model", tiny_bert, "--data-dir", glue_dir, "--device", "cpu",
-            "--num-train-epochs", "8", "--batch-size", "4", "--save-steps", "2",
+            "--num-train-epochs", "4", "--batch-size", "4", "--save-steps", "2",
             "--results-dir", folder / "results", "--cache-dir", folder / "cache"]
 
 
@@ -277,8 +277,11 @@ def test_the_readmes_ddp_job_stops_on_sigterm_with_exit_143_requeues_itself_and_
     [task] = cluster.wait(job)
 
     assert (task["JobState"], task["ExitCode"], task["Restarts"]) == ("COMPLETED", "0:0", "1")
-    first, final = cluster.completions(job)
-    assert (first["JobState"], first["DerivedExitCode"], final["JobState"]) == ("PENDING", "143:0", "COMPLETED")
+    # the jobcomp log: a try that ended in a requeue (a PENDING line), then the finished one; a step of
+    # some try ended in 143 (the derived codes of a requeued job are updated late, so not always the first)
+    tries = cluster.completions(job)
+    assert [t["JobState"] for t in tries] == ["PENDING", "COMPLETED"], tries
+    assert "143:0" in {t["DerivedExitCode"] for t in tries}, tries
     log = text(tmp_path / f"glue-ddp-{job}.log")
     [(step, saved)] = re.findall(r"stopped by SIGTERM at step (\d+); saved (\S+);", log)
     # each rank heard Slurm's SIGTERM once, and ended with glue-run's own exit code, no traceback
