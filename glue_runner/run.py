@@ -156,7 +156,9 @@ def run(cfg: RunConfig, console: Console, extras: Extras,
                 with StopRequest(warning(say), "at the next step with a checkpoint saved, or once this run's "
                                                "results are written if its training is over") as stop:
                     outcome = execute(cfg, task, folder, rt, console, say, extras, model, overrides)
-                if stop.requested(rt, True):
+                # this rank's own request, not agreed: launchers signal every rank, and a collective here would
+                # leave the others waiting for a rank 0 that failed to write the results
+                if stop.signum:
                     raise Interrupted(stop.signum, f"stopped by {signal.Signals(stop.signum).name} once {task.name} "
                                                    f"seed {cfg.seed} was written to {outcome[0].output_dir}; the "
                                                    "same command goes on with any run not finished"
