@@ -133,6 +133,6 @@ case $command in
     install) install ;;
     start) start ;;
     stop) stop ;;
-    status) sinfo ;;
+    status) [ -f "$SLURM_CONF" ] || { say "no cluster in $DIR"; exit 1; }; sinfo ;;
     *) echo "usage: $0 install|start|stop|status [DIR]" >&2; exit 2 ;;
 esac
