@@ -133,6 +133,7 @@ def test_torchrun_stopped_as_slurm_stops_it_saves_a_checkpoint_and_says_so_once(
         for pid in workers:
             os.kill(pid, signal.SIGTERM)
         while "SIGTERM: stopping" not in rank_logs(logs, 0):  # heard, and training goes on to the epoch's end
+            assert torchrun.poll() is None and time.monotonic() < deadline, rank_logs(logs, 0)[-3000:]
             time.sleep(0.005)
         torchrun.send_signal(signal.SIGTERM)  # which it forwards to each worker
         launcher = torchrun.communicate(timeout=120)[0]

@@ -30,8 +30,6 @@ from glue_runner import results
 
 SLURM = Path(__file__).parent / "slurm"
 SWEEP, DDP = SLURM / "glue-sweep.sbatch", SLURM / "glue-ddp.sbatch"
-
-
 WAITING = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED")  # a job's states before it ends
 
 
@@ -128,7 +126,6 @@ def text(log: Path) -> str:
 def test_the_readme_holds_the_scripts_these_tests_submit(script):
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert f"```bash\n{script.read_text()}```" in readme
-
 
 
 def test_the_readmes_job_array_runs_a_smoke_sweep_once_and_the_last_shard_writes_the_leaderboard(
