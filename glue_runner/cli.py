@@ -161,7 +161,8 @@ def interrupted(e: BaseException, console: Console, said: str = RUN_INTERRUPTED)
     a launcher that signals again) is ignored from here on, or it would end the exit in a traceback."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    console.print(f"[yellow]{e if isinstance(e, Interrupted) else said}[/]", highlight=False, soft_wrap=True)
+    if str(e) or not isinstance(e, Interrupted):  # under torchrun, rank 0 speaks for every rank
+        console.print(f"[yellow]{e if isinstance(e, Interrupted) else said}[/]", highlight=False, soft_wrap=True)
     return 128 + e.signum if isinstance(e, Interrupted) else 130
 
 

@@ -161,7 +161,19 @@ def run(cfg: RunConfig, console: Console, extras: Extras,
                     earlier, changes = plan.superseded
                     say(f"[cyan]{task.name} seed {cfg.seed}: {earlier} holds this run made from other inputs "
                         f"({'; '.join(changes)}): a new run, in {folder}; the earlier one is kept[/]", soft_wrap=True)
-                return execute(cfg, task, folder, rt, console, say, extras, model, given)
+                # loading and training each honour a stop in their own way; one heard between them, or after
+                # training, is the next stage's, or lets the run finish writing its results
+                with StopRequest(warning(say), "at the next step with a checkpoint saved, or once this run's "
+                                               "results are written if its training is over") as stop:
+                    outcome = execute(cfg, task, folder, rt, console, say, extras, model, given)
+                # this rank's own request, not agreed: launchers signal every rank, and a collective here would
+                # leave the others waiting for a rank 0 that failed to write the results
+                if stop.signum:
+                    raise Interrupted(stop.signum, f"stopped by {signal.Signals(stop.signum).name} once {task.name} "
+                                                   f"seed {cfg.seed} was written to {outcome[0].output_dir}; the "
+                                                   "same command goes on with any run not finished"
+                                      if rt.is_main else "")
+                return outcome
     say(f"{task.name} seed {cfg.seed}: already done in {folder} "
         f"({', '.join(f'{k} {v:.4f}' for k, v in plan.done['metrics'].items() if v is not None)}); "
         "--overwrite redoes it", highlight=False, soft_wrap=True)
@@ -256,9 +268,9 @@ def load(cfg: RunConfig, task: TaskSpec, console: Console, say, rt: Runtime, ext
         with stage(f"tokenizing {task.name}"):
             tokenized = check_inputs(loaded, task, data.tokenize(splits, task, loaded.tokenizer, cfg.max_seq_length,
                                                                  cfg.cache_dir, cfg.truncation))
-    if stop.signum:
+    if stop.requested(rt, True):  # every rank stops, or none: a rank that went on would wait for the others
         raise Interrupted(stop.signum, f"stopped by {signal.Signals(stop.signum).name} while loading; nothing was "
-                                       "written, and the same command starts the run again")
+                                       "written, and the same command starts the run again" if rt.is_main else "")
     return loaded, splits, tokenized
 
 

@@ -292,7 +292,8 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
                     saved = (save_checkpoint(state, base, cfg, rt, output_dir, identity)
                              if cfg.save_steps and pos.step % cfg.save_steps == 0 else None)
                     if stop.requested(rt, logging_step):
-                        raise stopped(stop, pos, saved or save_checkpoint(state, base, cfg, rt, output_dir, identity))
+                        saved = saved or save_checkpoint(state, base, cfg, rt, output_dir, identity)
+                        raise stopped(stop, pos, saved, rt)
             if rt.device.type == "cuda":
                 torch.cuda.synchronize()
             pos.seconds += time.perf_counter() - state.clock
@@ -304,7 +305,7 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
             state.clock = time.perf_counter()  # evaluation time is not training time
             saved = save_checkpoint(state, base, cfg, rt, output_dir, identity)
             if stop.requested(rt, True):
-                raise stopped(stop, pos, saved)
+                raise stopped(stop, pos, saved, rt)
     check_health(state, cfg)
     final_loss = pos.last_loss if math.isfinite(pos.last_loss) else None  # fp16's skipped steps: no number
     trained = sum(p.numel() for p in base.parameters() if p.requires_grad) if pos.step else 0
@@ -589,7 +590,12 @@ class StopRequest:
     """SIGINT/SIGTERM while training: finish the step (and an evaluation under way), save a
     checkpoint, then stop; said at once, so the user knows the key was heard.
 
-    A second signal stops at once (KeyboardInterrupt), for a user who cannot wait.
+    A second Ctrl-C (SIGINT) stops at once (KeyboardInterrupt), for a user who cannot wait. A repeated
+    SIGTERM does not: schedulers and launchers deliver one stop several times (Slurm signals every
+    process of a step, and torchrun and srun pass on the copy they got), and a rank that stopped at once
+    would leave the others inside a collective; their SIGKILL follows after a grace anyway.
+    Nested (a run's, then its loading's or its loop's), the inner one starts with a stop the outer one
+    heard in between, and hands its own back out when it ends.
     """
 
     def __init__(self, notice=lambda *a, **k: None,
@@ -599,15 +605,25 @@ class StopRequest:
     def __enter__(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():  # Python allows handlers only there
             self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+            if outer := self.outer():
+                self.signum = outer.signum
         return self
 
     def __exit__(self, *exc) -> None:
         for s, handler in self.previous.items():
             signal.signal(s, handler)
+        if (outer := self.outer()) and outer.signum is None:
+            outer.signum = self.signum
+
+    def outer(self) -> StopRequest | None:
+        handler = getattr(self.previous.get(signal.SIGTERM), "__self__", None)
+        return handler if isinstance(handler, StopRequest) else None
 
     def handle(self, signum, frame) -> None:
         if self.signum is not None:
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return  # the stop already under way
         self.signum = signum
         self.notice(f"{signal.Signals(signum).name}: stopping {self.when}; press Ctrl-C again to stop at once")
 
@@ -625,7 +641,9 @@ class StopRequest:
         return self.signum is not None
 
 
-def stopped(stop: StopRequest, pos: Position, saved: Path | None) -> Interrupted:
+def stopped(stop: StopRequest, pos: Position, saved: Path | None, rt: Runtime) -> Interrupted:
+    if not rt.is_main:
+        return Interrupted(stop.signum, "")  # rank 0 saved the checkpoint, and says so
     how = (f"saved {saved}; to continue, run the same command again (it resumes from the newest checkpoint)"
            if saved else "no checkpoint was saved")
     return Interrupted(stop.signum, f"stopped by {signal.Signals(stop.signum).name} at step {pos.step}; {how}")
