@@ -218,22 +218,26 @@ def test_ax_and_mnli_report_what_their_runs_record():
 # ---- --smoke ------------------------------------------------------------------------
 
 def test_smoke_fills_only_the_settings_not_given_and_the_recipe_the_rest():
-    from glue_runner.data import get_task
+    from glue_runner.run import settled
 
+    task = get_task("cola")
     cola = configs("--task", "cola", "--smoke")[0]
-    assert (cola.max_train_samples, cola.max_eval_samples, cola.num_train_epochs) == (256, 256, 1.0)
-    resolved = cola.resolved(get_task("cola").recipe)  # CoLA's recipe: 10 epochs, 5e-5
-    assert (resolved.num_train_epochs, resolved.learning_rate) == (1.0, 5e-5)
+    assert (cola.max_train_samples, cola.max_eval_samples, cola.max_steps) == (256, 256, None)
+    ran = settled(cola, task)  # CoLA's smoke budget of steps, and its recipe's 5e-5
+    assert (ran.max_steps, ran.learning_rate) == (task.smoke.steps, 5e-5) and task.smoke.steps > 8
     given = configs("--task", "cola", "--smoke", "--num-train-epochs", "2", "--max-train-samples", "64")[0]
     assert (given.max_train_samples, given.max_eval_samples, given.num_train_epochs) == (64, 256, 2.0)
+    assert settled(given, task).max_steps == 0  # the epochs given, not the budget
+    assert settled(configs("--task", "cola", "--smoke", "--max-steps", "5")[0], task).max_steps == 5
     gridded = configs("--task", "cola", "--smoke", "--grid", "num_train_epochs=2,3")
-    assert [c.num_train_epochs for c in gridded] == [2.0, 3.0]
+    assert [(c.num_train_epochs, settled(c, task).max_steps) for c in gridded] == [(2.0, 0), (3.0, 0)]
 
 
 def test_smoke_runs_end_to_end_and_its_runs_are_noted_as_smoke_and_subsets(run_cli, glue_dir, tmp_path):
-    assert run_cli("--task", "rte", "--smoke", "--batch-size", "8") == 0
+    assert run_cli("--task", "rte", "--smoke", "--batch-size", "8") == 0  # RTE is not expected to learn: exit 0
     record = next(iter(runs_on_disk().values()))
-    assert (record["config"]["max_train_samples"], record["config"]["num_train_epochs"]) == (256, 1.0)
+    assert (record["config"]["max_train_samples"], record["config"]["max_steps"]) == (256, get_task("rte").smoke.steps)
+    assert record["train"]["steps"] == get_task("rte").smoke.steps and record["smoke"]["expected"] is False
     row = next(line for line in Path("results/runs.md").read_text().splitlines() if "runs/tiny-bert/rte-seed42" in line)
     notes = row.split("|")[-3].strip()
     assert notes.startswith("smoke") and "subset" not in notes  # 48 examples: all kept
