@@ -270,6 +270,7 @@ def step_paths(ctx: Context) -> None:
     runs = {}
     for name, path in PATHS.items():
         started = time.perf_counter()
+        as_a_new_process()
         try:
             figures = path(ctx, runs)
         except Exception as e:  # one broken path must not hide the others
@@ -493,16 +494,17 @@ def path_auto_batch_size_graphs(ctx: Context, runs: dict) -> dict:
 
 def auto_batch_size(ctx: Context, name: str, graphs: bool) -> dict:
     """--auto-batch-size after a real out-of-memory: the allocator is limited to halfway between what one
-    step of 256 examples and one of 128 reserve (MRPC's smoke pairs, 256 of them), so the full batch fails
-    and a half fits. The run (two epochs of one step) must say so, go on in smaller passes, and finish. On the
+    step of 256 examples and one of 128 reserve (RTE's smoke pairs, up to 256 tokens: activations far above
+    the tiny BERT's weights and the allocator's 20 MiB segments), so the full batch fails and a half fits. The run (two epochs of one step) must say so, go on in smaller passes, and finish. On the
     CPU the error is raised in place of the first full pass, which checks the rest of the path."""
     import torch
 
     from glue_runner import train
 
     def args(label: str, batch: int, epochs: int, *extra: str) -> list[str]:
-        return ["--task", "mrpc", "--model", str(ctx.tiny_model), "--data-dir", str(ctx.smoke_data),
+        return ["--task", "rte", "--model", str(ctx.tiny_model), "--data-dir", str(ctx.smoke_data),
                 "--device", ctx.device, "--max-train-samples", str(batch), "--batch-size", str(batch),
+                "--max-seq-length", "256",
                 "--num-train-epochs", str(epochs), "--max-eval-samples", "32", "--eval-batch-size", "16", "--seed", "1",
                 "--results-dir", str(ctx.work / "paths" / name / label), "--cache-dir", str(ctx.work / "cache"),
                 *([] if graphs else ["--no-cuda-graphs"]), *extra]
@@ -512,7 +514,7 @@ def auto_batch_size(ctx: Context, name: str, graphs: bool) -> dict:
         full, half = (reserved_by_one_step(args(f"probe-{batch}", batch, 1)) for batch in (256, 128))
         limit = (full + half) / 2
         figures |= {"reserved_full_mib": full / 2**20, "reserved_half_mib": half / 2**20, "limit_mib": limit / 2**20}
-        free_the_allocator()
+        as_a_new_process()
         torch.cuda.set_per_process_memory_fraction(limit / torch.cuda.get_device_properties(0).total_memory)
         limited = contextlib.nullcontext()
     else:
@@ -528,23 +530,27 @@ def auto_batch_size(ctx: Context, name: str, graphs: bool) -> dict:
     return figures | {"ok": figures["ok"] and any("--auto-batch-size" in line for line in lines)}
 
 
-def free_the_allocator() -> None:
-    """Release what earlier runs left cached (compiled graphs and their memory pools too), so that a limit
-    applies to this run alone."""
+def as_a_new_process() -> None:
+    """Forget what earlier runs in this process compiled and cached, as a separate glue-run command would
+    start: torch.compile recompiles for each new batch shape and dtype, and after its recompile limit (8
+    a function) runs eagerly, so runs sharing a process would leave the later ones ungraphed; and the
+    allocator's cached memory (CUDA graphs' pools too) is released, so a memory limit applies to one run."""
     import gc
 
     import torch
 
-    torch._dynamo.reset()
+    if "torch._dynamo" in sys.modules:  # else nothing was compiled (and importing it costs seconds)
+        torch._dynamo.reset()
     gc.collect()
-    torch.cuda.empty_cache()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def reserved_by_one_step(argv: list[str]) -> int:
     """The allocator's peak reserved bytes over a run of one step (what its limit applies to)."""
     import torch
 
-    free_the_allocator()
+    as_a_new_process()
     torch.cuda.reset_peak_memory_stats()
     code, _ = glue_run(argv)
     if code != 0:
@@ -603,6 +609,7 @@ def step_fidelity(ctx: Context) -> None:
                     ctx.record("fidelity", {"task": task, "setting": setting, "seed": seed, "cut": True})
                     return
                 started = time.time()
+                as_a_new_process()
                 folder = results / "runs" / f"{setting}-{task}-{seed}"
                 code, _ = glue_run(["--task", task, "--seed", str(seed), "--model", str(ctx.model),
                                     "--model-name", f"minilm-{setting}", "--data-dir", str(ctx.data),
