@@ -49,6 +49,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -221,7 +222,7 @@ def step_env(ctx: Context) -> None:
 
 
 def cpu_name() -> str:
-    """lscpu's model name, and whether the CPU computes bfloat16 natively (benchmarks on the CPU depend on it)."""
+    """The CPU's model name (lscpu's), and whether it computes bfloat16 natively (CPU timings depend on it)."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
                 platform.processor() or platform.machine())
@@ -305,8 +306,8 @@ def path_bf16(ctx: Context, runs: dict) -> dict:
 
 def path_cuda_graphs(ctx: Context, runs: dict) -> dict:
     """The default GPU path: bf16 with a CUDA graph per (batch, length) shape. Every training shape must be
-    captured, a bounded number of times (forward and backward; not once a step), and the loss must stay
-    near the eager run's."""
+    captured, a bounded number of times (forward and backward; not once a step); its final loss is set
+    beside the eager bf16 run's (the same data, seed and steps), for the reader to judge."""
     import torch
 
     from glue_runner import train
@@ -657,7 +658,7 @@ class StepRun:
 def check(args) -> int:
     """The steps in order, each a process of its own under its budget; the summary after each."""
     started = time.time()
-    out, work = args.out.resolve(), (args.work or args.out.parent / f".{args.out.name}-work").resolve()
+    out, work = args.out.resolve(), (args.work or Path(tempfile.gettempdir()) / "glue-gpu-check").resolve()
     out.mkdir(parents=True, exist_ok=True)
     for name in OUT_FILES:  # a second check into the same folder starts over (and leaves other files alone)
         (out / name).unlink(missing_ok=True)
@@ -814,7 +815,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)  # one step, in its own process
     p.add_argument("--context", help=argparse.SUPPRESS)  # the step's Context, as JSON
     p.add_argument("--out", type=Path, help="the folder for the summary, the figures and the log")
-    p.add_argument("--work", type=Path, help="the folder for results and caches (default: .<out>-work beside --out)")
+    p.add_argument("--work", type=Path, help="the folder for results, caches and the tiny BERT, which do not come "
+                                             "back (default: glue-gpu-check in the temporary folder)")
     p.add_argument("--budget", type=float, default=540.0, help="seconds for the whole check (default: %(default)s; "
                    "the device tool's limit is 600 a command)")
     p.add_argument("--steps", default="speed,paths,fidelity",
