@@ -52,6 +52,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -312,12 +313,12 @@ def path_cuda_graphs(ctx: Context, runs: dict) -> dict:
 
     from glue_runner import train
 
-    shapes, captures = set(), [0]
+    shapes, captures = Counter(), [0]
     real_to_device, real_capture = train.to_device, torch.cuda.CUDAGraph.capture_begin
 
     def to_device(batch, device):
         if "labels" in batch:  # a training batch (prediction drops the labels first)
-            shapes.add(tuple(batch["input_ids"].shape))
+            shapes["x".join(map(str, batch["input_ids"].shape))] += 1
         return real_to_device(batch, device)
 
     def capture_begin(self, *args, **kwargs):
@@ -329,20 +330,22 @@ def path_cuda_graphs(ctx: Context, runs: dict) -> dict:
         code, _ = glue_run(path_args(ctx, "cuda-graphs", "--bf16"))
     finally:
         train.to_device, torch.cuda.CUDAGraph.capture_begin = real_to_device, real_capture
-    figures = trained(code, ctx.work / "paths" / "cuda-graphs") | {"training_shapes": sorted(shapes),
+    figures = trained(code, ctx.work / "paths" / "cuda-graphs") | {"training_shapes": dict(sorted(shapes.items())),
                                                                    "captures": captures[0]}
     eager = runs.get("bf16", {}).get("final_loss")
     if eager is not None and figures.get("final_loss") is not None:
         figures["final_loss_minus_eager"] = figures["final_loss"] - eager
     if ctx.device != "cuda":
         return figures | {"ok": None, "note": "CUDA graphs need CUDA; the run took the eager path"}
-    return figures | {"ok": figures["ok"] and graphs_verdict(len(shapes), captures[0])}
+    return figures | {"ok": figures["ok"] and graphs_verdict(shapes, captures[0])}
 
 
-def graphs_verdict(shapes: int, captures: int) -> bool:
-    """Several buckets, each captured at least once and at most a few times (forward, backward): a count
-    that grows with the steps means the graphs are re-recorded instead of replayed."""
-    return shapes >= 2 and shapes <= captures <= 4 * shapes
+def graphs_verdict(seen: dict[str, int], captures: int) -> bool:
+    """Two or more length buckets; every shape that came twice or more captured (CUDA graph trees run a
+    shape's first call as an eager warm-up and record the next), none more than 4 times (forward,
+    backward, a re-record): a count that grows with the steps means recording instead of replaying."""
+    replayed = sum(count >= 2 for count in seen.values())
+    return len(seen) >= 2 and 0 < captures and replayed <= captures <= 4 * len(seen)
 
 
 def path_fp16_skip(ctx: Context, runs: dict) -> dict:

@@ -52,7 +52,7 @@ def test_the_dry_run_goes_through_every_step_and_every_path(tmp_path):
     assert paths["bf16"]["ok"] and paths["bf16"]["precision"] == "bfloat16"
     # on the CPU the graphs path runs eagerly and says so; the shapes it saw are still counted
     assert paths["cuda-graphs"]["ok"] is None and paths["cuda-graphs"]["captures"] == 0
-    assert len(paths["cuda-graphs"]["training_shapes"]) >= 2
+    assert len(paths["cuda-graphs"]["training_shapes"]) >= 2 and sum(paths["cuda-graphs"]["training_shapes"].values()) == 8
     fp16 = paths["fp16-skip"]  # the scaler skipped the poisoned step and halved its scale
     assert fp16["ok"] and fp16["precision"] == "float16" and fp16["step_3_skipped"] is True
     assert fp16["scale_after"] == fp16["scale_before"] / 2
@@ -72,10 +72,12 @@ def test_the_dry_run_goes_through_every_step_and_every_path(tmp_path):
 
 def test_the_verdicts_can_fail():
     check = load_script()
-    assert check.graphs_verdict(shapes=3, captures=6)
-    assert not check.graphs_verdict(shapes=1, captures=2)  # one bucket is not several
-    assert not check.graphs_verdict(shapes=3, captures=2)  # a shape never captured ran eagerly
-    assert not check.graphs_verdict(shapes=3, captures=40)  # re-recorded instead of replayed
+    seen = {"16x16": 4, "16x32": 2, "16x64": 1}  # shape -> training steps; the one-off is only warmed up
+    assert check.graphs_verdict(seen, captures=4)
+    assert not check.graphs_verdict({"16x16": 8}, captures=2)  # one bucket is not several
+    assert not check.graphs_verdict(seen, captures=0)  # graphs skipped: every step ran eagerly
+    assert not check.graphs_verdict(seen, captures=1)  # a shape that came again was not captured
+    assert not check.graphs_verdict(seen, captures=40)  # re-recorded instead of replayed
     assert check.resume_verdict(resumed=0.0, noise=0.0)
     assert check.resume_verdict(resumed=2e-6, noise=1e-6)  # no further off than the GPU's own noise
     assert not check.resume_verdict(resumed=1e-6, noise=0.0)  # the device is exact, the resume is not
