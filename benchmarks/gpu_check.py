@@ -456,7 +456,7 @@ def path_do_predict(ctx: Context, runs: dict) -> dict:
 
 def path_predict(ctx: Context, runs: dict) -> dict:
     """`glue-run predict` (where this glue-run has it) with the --do-predict run's model on the dev sentences:
-    a row per input row, and the labels the run itself predicted for them."""
+    a row per input row, and for the dev examples the run scored, the labels it predicted for them."""
     import csv
 
     code, usage = glue_run(["predict", "--help"])
@@ -481,7 +481,9 @@ def path_predict(ctx: Context, runs: dict) -> dict:
         rows = list(csv.DictReader(f))
     labels = {"negative", "positive"}
     column = next((c for c in (rows[0] if rows else {}) if c != "sentence" and {r[c] for r in rows} <= labels), None)
-    agree = (sum(r[column] == expected.get(i) for i, r in enumerate(rows)) / len(rows)) if column else None
+    # the run scored the first dev examples (--max-eval-samples); the input holds them all, in dev order
+    scored = [i for i in expected if i < len(rows)]
+    agree = sum(rows[i][column] == expected[i] for i in scored) / len(scored) if column and scored else None
     return {"ok": len(rows) == len(sentences) and (agree is None or agree >= 0.9), "rows": len(rows),
             "expected_rows": len(sentences), "label_column": column, "agreement_with_the_run": agree}
 

@@ -106,3 +106,42 @@ def test_prepare_s_pieces_fit_what_travels(tmp_path, tiny_bert, glue_dir):
     command = check.device_command(Path(".device/gpu-check"))
     assert command.startswith("python3 -m pip install") and "--assets .device/gpu-check --out $OUT" in command
     assert len(command) < 2000  # the device tool's limit on a command
+
+
+@pytest.mark.parametrize("answer, ok", [("the run's", True), ("always negative", False)])
+def test_the_predict_path_checks_a_predict_command_against_the_run(tmp_path, monkeypatch, answer, ok):
+    """glue-run predict is being added; until it lands the path says n/a, so here a stand-in with its
+    interface (--model, --input, --output) answers, once as the run did and once wrongly."""
+    import argparse
+    import csv
+
+    from glue_runner import cli
+
+    check = load_script()
+    ctx = check.Context("cpu", tmp_path, tmp_path / "work", tmp_path, tmp_path, 0.0, True)
+    run = ctx.work / "paths" / "do-predict" / "runs" / "tiny" / "sst2-seed1"
+    (run / "model").mkdir(parents=True)
+    said = {i: "positive" if i % 3 else "negative" for i in range(64)}  # the run scored the first 64
+    (run / "predictions_validation.tsv").write_text(
+        "index\tprediction\tlabel\n" + "".join(f"{i}\t{p}\tpositive\n" for i, p in said.items()))
+
+    def predict(argv, console):
+        p = argparse.ArgumentParser(prog="glue-run predict")
+        for name in ("--model", "--input", "--output", "--device"):
+            p.add_argument(name)
+        args = p.parse_args(argv)
+        with open(args.input, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+        with open(args.output, "w", encoding="utf-8", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["sentence", "label", "probability"])
+            for i, row in enumerate(rows):
+                label = said.get(i, "positive") if answer == "the run's" else "negative"
+                out.writerow([row["sentence"], label, 0.9])
+        return 0
+
+    monkeypatch.setitem(cli.SUBCOMMANDS, "predict", predict)
+    figures = check.path_predict(ctx, {})
+    assert figures["ok"] is ok and figures["rows"] == figures["expected_rows"] == 256, figures
+    assert figures["label_column"] == "label"
+    assert figures["agreement_with_the_run"] == (1.0 if ok else sum(p == "negative" for p in said.values()) / 64)
