@@ -769,7 +769,7 @@ def speed_summary(sides: list[dict]) -> list[str]:
              "GPU's dense bf16 peak (bench.py's DENSE_BF16_PEAK); the baseline is the most frequent label "
              "(a random-init model is not expected to beat it)", "",
              "| side | precision | CUDA graphs | samples/s | steady samples/s | x Trainer | x Trainer, steady | "
-             "MFU (CPU: of matmul) | peak MiB | dev score | beat the baseline |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "MFU (CPU: of matmul) | peak MiB | dev score (0 to 1) | beat the baseline |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in sides:
         lines.append(f"| {s['side']} | {s['precision']} | {'yes' if s['cuda_graphs'] else 'no'} | "
                      f"{s['train_samples_per_second']:.1f} | {s['steady_samples_per_second']:.1f} | "
