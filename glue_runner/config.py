@@ -83,6 +83,10 @@ class RunConfig:
     probe: bool = option(False, "keep the encoder frozen: train only a linear head on its features ([CLS] and mean "
                                 "pooling, computed once per split and cached), as SentEval and MTEB test encoders",
                          group="model")
+    few_shot: bool | None = option(None, "SetFit's recipe for few examples a class: the encoder tuned on pairs of "
+                                         "training texts (alike or not), then a logistic-regression head in the "
+                                         "model's output layer (--no-few-shot: fine-tune; default: chosen by the "
+                                         "training examples a class)", group="model", fine_tuning=True)
     trust_remote_code: bool = option(False, "allow a Hub model to run its own Python code (only for models you "
                                             "trust)", group="model", changes_result=False)
     # data: the Hub by default, else a GLUE folder, else the user's own files

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import RunConfig
+from .config import FIELDS, OPTIONS, RunConfig
 from .tasks import TaskSpec
 
 BERT_BASE_PARAMETERS = 110_000_000
@@ -26,26 +26,37 @@ BASE_SIZED = (0.7, 1.4)  # a model this many times BERT-base's parameters keeps 
 MAX_FACTOR = 10.0
 MIN_STEPS = 100
 MAX_EPOCHS = 20.0
+# At most this many training examples a class, the defaults choose the few-shot recipe: the evidence
+# (benchmarks/README.md, Few examples a class) has it ahead of fine-tuning up to here
+FEW_SHOT_UP_TO = 32
 
 
 @dataclass(frozen=True)
 class Chosen:
     """What the run trains with; in words why each setting differs from the one given, and in a table's
-    note, alike for every task of one model and data size (a leaderboard row's runs)."""
+    note, alike for every task of one model and data size (a leaderboard row's runs). few_shot: SetFit's
+    recipe (fewshot.py) instead of fine-tuning, for few examples a class."""
     learning_rate: float
     num_train_epochs: float
     why: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    few_shot: bool = False
 
     def record(self) -> dict:
         return {"learning_rate": self.learning_rate, "num_train_epochs": self.num_train_epochs, "why": list(self.why),
-                "notes": list(self.notes)}
+                "notes": list(self.notes), "few_shot": self.few_shot}
 
 
 def choose(cfg: RunConfig, task: TaskSpec, overrides: dict, parameters: int, train_examples: int,
-           world_size: int = 1) -> Chosen:
+           world_size: int = 1, per_class: float | None = None) -> Chosen:
     """The learning rate and epochs for `cfg` (settled: the recipe's and the fallback's values filled in);
-    `overrides` are the settings given as flags, which are kept as they are."""
+    `overrides` are the settings given as flags, which are kept as they are. per_class: the training
+    examples a class (a label's, for multi-label data), which choose the few-shot recipe where it is few."""
+    if few_shot(cfg, task, overrides, per_class):
+        return Chosen(cfg.learning_rate, cfg.num_train_epochs, few_shot=True, notes=("few-shot",), why=(
+            f"few-shot: {per_class:.3g} training examples a class, at most {FEW_SHOT_UP_TO}: SetFit's recipe (the "
+            "encoder tuned on pairs of texts, then a logistic-regression head), which learns more from few examples "
+            "than fine-tuning does; --no-few-shot fine-tunes",))
     rate, epochs, why, notes = cfg.learning_rate, cfg.num_train_epochs, [], []
     if "learning_rate" not in overrides:
         factor = size_factor(parameters)
@@ -67,6 +78,16 @@ def choose(cfg: RunConfig, task: TaskSpec, overrides: dict, parameters: int, tra
             notes.append(f"epochs for {MIN_STEPS} steps")
             epochs = needed
     return Chosen(rate, epochs, tuple(why), tuple(notes))
+
+
+def few_shot(cfg: RunConfig, task: TaskSpec, overrides: dict, per_class: float | None) -> bool:
+    """Whether the defaults choose the few-shot recipe: for your own classes or labels (a GLUE task keeps its
+    recipe), FEW_SHOT_UP_TO training examples a class or fewer, and no flag that shapes fine-tuning given (a
+    learning rate, epochs, layer settings, ...: those ask for fine-tuning) nor --few-shot/--no-few-shot."""
+    shaped = [k for k, value in cfg.to_json().items() if OPTIONS[k].fine_tuning and k != "few_shot"
+              and (k in overrides or (OPTIONS[k].fallback is None and value != FIELDS[k].default))]
+    return (cfg.few_shot is None and task.own and not task.regression and not shaped and per_class is not None
+            and per_class <= FEW_SHOT_UP_TO)
 
 
 def size_factor(parameters: int) -> float:

@@ -203,12 +203,19 @@ def float32_head(model: torch.nn.Module) -> None:
     one value: a regression head whose predictions differ in the third digit predicts a constant, whose
     correlation is undefined. A forward hook recomputes the layer (a matrix-vector product a row) from its
     input, so the weights and their names stay as the checkpoint has them."""
+    layer = output_layer(model)
+    if layer is not None:
+        layer.register_forward_hook(_float32_output)
+
+
+def output_layer(model: torch.nn.Module) -> torch.nn.Linear | None:
+    """The classification model's output layer: the last linear layer of its head (outside the base model) with
+    an output per label (BERT's classifier, RoBERTa's and ELECTRA's out_proj, GPT-2's score)."""
     import torch
 
-    heads = [module for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)
-             and module.out_features == model.config.num_labels and not name.startswith(model.base_model_prefix)]
-    if heads:
-        heads[-1].register_forward_hook(_float32_output)
+    layers = [module for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)
+              and module.out_features == model.config.num_labels and not name.startswith(model.base_model_prefix)]
+    return layers[-1] if layers else None
 
 
 def _float32_output(layer, args, output):

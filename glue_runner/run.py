@@ -129,6 +129,7 @@ class Extras:
     card: Callable[[dict, TaskSpec], str]
     written: Callable[[Path], object]
     before: Callable[..., dict] | None = None
+    few_shot: Fit | None = None  # fewshot.py's, where the defaults may choose it (--few-shot unset)
 
 
 # ---- one run ---------------------------------------------------------------
@@ -213,13 +214,14 @@ def execute(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtime, conso
         chosen = fitted(cfg, task, overrides, loaded, tokenized, rt)
         trained = replace(cfg, learning_rate=chosen.learning_rate, num_train_epochs=chosen.num_train_epochs) \
             if chosen else cfg
-        say(headline(cfg, task, rt, tokenized) + extras.fit.describe(loaded.model, task, trained))
+        fit = extras.few_shot if chosen and chosen.few_shot else extras.fit
+        say(headline(cfg, task, rt, tokenized) + fit.describe(loaded.model, task, trained))
         for why in (*data.reading_notes(task, cfg), *(chosen.why if chosen else ())):
             say(f"[cyan]{why}[/]", highlight=False, soft_wrap=True)
         with ProgressBar(console, rt) as bar:
             # the loop trains with the chosen values; its checkpoints hold the run's identity, the settings as given
             scorer = DevScorer(loaded, task, splits, tokenized, trained, rt, pad_id, say, bar, results.identity(cfg))
-            stats = extras.fit.fit(loaded, scorer, tracker, bar, output_dir, resume_from)
+            stats = fit.fit(loaded, scorer, tracker, bar, output_dir, resume_from)
             evaluation = scorer.latest or scorer.evaluate()  # nothing trained (AX, zero epochs): score now
             test_predictions = {split: scorer.predict(split) for split in task.test_splits} if cfg.do_predict else {}
         files = prediction_files(loaded.labels, splits, evaluation.predictions, test_predictions)
@@ -280,8 +282,12 @@ def fitted(cfg: RunConfig, task: TaskSpec, overrides: dict, loaded: LoadedModel,
     (AX, --probe's head, zero epochs)."""
     if not task.train_split or cfg.probe or not cfg.num_train_epochs:  # --num-train-epochs 0: nothing trains
         return None
-    return defaults.choose(cfg, task, overrides, sum(p.numel() for p in loaded.model.parameters()),
-                           len(tokenized[task.train_split]), rt.world_size)
+    examples = len(tokenized[task.train_split])
+    per_class = None if task.regression else \
+        examples / task.num_labels if not task.multi_label else \
+        float(np.sum(tokenized[task.train_split]["label"])) / task.num_labels  # a label's positives
+    return defaults.choose(cfg, task, overrides, sum(p.numel() for p in loaded.model.parameters()), examples,
+                           rt.world_size, per_class)
 
 
 def headline(cfg: RunConfig, task: TaskSpec, rt: Runtime, tokenized: dict) -> str:

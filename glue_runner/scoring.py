@@ -55,9 +55,10 @@ class Baseline:
 
 
 # --smoke's verdict: a model learned when each dev split's main score is above the baseline's by more than
-# this. A model that learned nothing scores within a few points of it on 256 examples (one example is 0.4
-# points); one that learned, well above (benchmarks/README.md: Smoke budgets)
-SMOKE_MARGIN = 0.05
+# this. In the tasks' budgets all-MiniLM-L6-v2 leaves it by 0.25 (SST-2) and 0.55 (STS-B); with a tokenizer of
+# another vocabulary it still gained 0.10 on SST-2, with random weights or shuffled labels nothing
+# (benchmarks/README.md: Smoke budgets)
+SMOKE_MARGIN = 0.15
 
 
 def smoke_verdict(task: TaskSpec, trivial: Baseline, metrics: dict, steps: int) -> dict:

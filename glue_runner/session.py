@@ -26,6 +26,7 @@ from .config import (FIELDS, MODEL_ALIASES, OPTIONS, OWN_DATA, SMOKE, RunConfig,
                      check_encoding, check_paths, flag, is_task_file, value_type)
 from .errors import GlueRunnerError
 from .layers import LayerSchedule
+from .fewshot import FewShot
 from .probe import Probe
 from .run import Extras, FineTune, Outcome, finished, no_tracker, run, settled
 from .tasks import check_metrics, get_task, glue_tasks
@@ -134,6 +135,10 @@ def check_tasks(common: dict, tasks: dict) -> None:
     if common["probe"] and any(task.predict_with for task in tasks.values()):
         raise GlueRunnerError("--probe trains a head for each task on its own training data, and AX has none; "
                               "drop ax from --task")
+    if common["few_shot"] and any(task.regression for task in tasks.values()):
+        regression = ", ".join(t.name for t in tasks.values() if t.regression)
+        raise GlueRunnerError(f"--few-shot pairs texts of one class or of two, and {regression} is a regression task "
+                              "with none; drop --few-shot")
     if common["class_weights"] and any(task.regression for task in tasks.values()):
         regression = ", ".join(t.name for t in tasks.values() if t.regression)
         raise GlueRunnerError(f"--class-weights weighs classes, and {regression} is a regression task with none; drop it")
@@ -260,9 +265,11 @@ def quiet_libraries() -> None:
 def extras_for(cfg: RunConfig) -> Extras:
     """The run's hooks (run.Extras), from its settings: only what a flag asks for is called."""
     layer_flags = cfg.layer_lr_decay or cfg.freeze_layers or cfg.gradual_unfreezing
-    return Extras(fit=Probe() if cfg.probe else FineTune(LayerSchedule(cfg) if layer_flags else AllLayers()),
+    return Extras(fit=Probe() if cfg.probe else FewShot() if cfg.few_shot else
+                  FineTune(LayerSchedule(cfg) if layer_flags else AllLayers()),
                   tracker=trackers.start if cfg.report_to != "none" else no_tracker, card=model_card.text, written=tables.update_tables,
-                  before=adapt.adapt_first if cfg.adapt_lm else None)
+                  before=adapt.adapt_first if cfg.adapt_lm else None,
+                  few_shot=FewShot() if cfg.few_shot is None and not cfg.probe else None)  # the defaults may choose it
 
 
 POLL_SECONDS = 2.0  # a worker left with only runs other workers hold looks again this often

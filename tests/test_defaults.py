@@ -61,8 +61,9 @@ def test_one_significant_figure(value, written):
 def test_a_run_with_no_training_flags_trains_with_the_chosen_values_and_resumes(run_cli, tmp_path, monkeypatch,
                                                                                capsys):
     train, dev = labelled(tmp_path / "train.csv", 40, 0, True), labelled(tmp_path / "dev.csv", 16, 1, True)
+    # 20 examples a class would choose the few-shot recipe: this is about fine-tuning's rate and epochs
     args = ["--train-file", str(train), "--validation-file", str(dev), "--batch-size", "16", "--save-steps", "5",
-            "--output-dir", str(tmp_path / "run")]
+            "--output-dir", str(tmp_path / "run"), "--no-few-shot"]
     with crash_after(monkeypatch, 1):
         run_cli(*args, data=False)
     saved = results.list_checkpoints(tmp_path / "run")

@@ -14,7 +14,7 @@ PACKAGE = Path(glue_runner.__file__).parent
 LAYERS = {
     "settings": ["errors", "files", "config", "metrics", "glue_metric"],
     "core": ["tasks", "readers", "data", "fingerprints", "results", "model", "train", "defaults", "display", "scoring", "run"],
-    "extras": ["layers", "probe", "adapt", "trackers", "model_card", "tables", "stats", "leaderboard", "compare",
+    "extras": ["layers", "probe", "fewshot", "adapt", "trackers", "model_card", "tables", "stats", "leaderboard", "compare",
                "submission", "sweeps"],
     "top": ["session", "cli"],
 }
