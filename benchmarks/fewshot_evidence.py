@@ -347,8 +347,8 @@ def main(argv: list[str] | None = None) -> int:
               "there (the stopped run starts over)", file=sys.stderr)
         return 130
     text = table(current(read_results(args.out / "results.jsonl"), files), manifest, jobs, methods, seeds)
-    print(text)
     (args.out / "evidence.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
     return 1 if failed else 0
 
 
