@@ -94,8 +94,8 @@ class RunConfig:
                                 "recipe (CoLA's 10 epochs become 1; the recipe still sets the learning rate, batch size "
                                 "and warm-up). The tables mark its runs, and keep them apart from full ones",
                          group="data")
-    train_file: Path | None = option(None, "your own training data: .csv, .tsv or .jsonl", group="data",
-                                     own_data="files")
+    train_file: Path | None = option(None, "your own training data: .csv, .tsv, .jsonl (each also .gz) or .parquet",
+                                     group="data", own_data="files")
     validation_file: Path | None = option(None, "your own dev data, scored after each epoch", group="data",
                                           own_data="files")
     test_file: Path | None = option(None, "your own test data, predicted with --do-predict", group="data",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import FIELDS, flag, names_path, option_of
+from .readers import file_kind
 from .tasks import TaskSpec
 
 if TYPE_CHECKING:  # huggingface_hub is imported where it is used: it takes a third of a second
@@ -76,12 +77,16 @@ def dev_scores(record: dict, task: TaskSpec) -> list[tuple[str, str, str, float]
     return scores
 
 
+# the `datasets` loader that reads each kind of file
+LOADERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
 def eval_result(record: dict, task: TaskSpec, split: str, metric: str, key: str, value: float) -> EvalResult:
     from huggingface_hub import EvalResult
 
     file = own_data_files(record, task).get("validation")
     if file:  # own data: named by its file and the loader that reads it
-        dataset = {"dataset_type": "json" if file.suffix in (".json", ".jsonl") else "csv", "dataset_name": file.name}
+        dataset = {"dataset_type": LOADERS.get(file_kind(file), "csv"), "dataset_name": file.name}
     else:
         dataset = {"dataset_type": task.hub, "dataset_name": f"GLUE {task.glue_dir}", "dataset_config": task.name}
     return EvalResult(task_type="text-classification", task_name="Text Classification", dataset_split=split,
