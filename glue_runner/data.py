@@ -73,6 +73,11 @@ def _check_not_lists(names: tuple[str, ...], path: Path, cfg: RunConfig) -> None
                 "each combination as a class of its own")
 
 
+# Columns that never hold the text: an index or id (pandas' to_csv writes its row numbers as a first column named "",
+# read back as "Unnamed: 0")
+NOT_TEXT = ("idx", "index", "id", "", "Unnamed: 0")
+
+
 def _task_from_files(cfg: RunConfig) -> TaskSpec:
     """A task read from your --train-file: its text column(s) (--text-columns, else every column that
     is not a label or an index), single sentences or pairs, and the problem type (multi_label with
@@ -97,8 +102,7 @@ def _task_from_files(cfg: RunConfig) -> TaskSpec:
             "--label-column (or --label-columns) and the text with --text-columns" +
             ("; a file without a header needs a task file of your own, with its columns by position "
              "(README: Your own data)" if headerless else ""))
-    # pandas' to_csv writes its row numbers as a first column named "" (read back: "Unnamed: 0"): not text
-    text = list(cfg.text_columns or [c for c in header if c not in (*labels, "idx", "index", "", "Unnamed: 0")])
+    text = list(cfg.text_columns or [c for c in header if c not in (*labels, *NOT_TEXT)])
     if not 1 <= len(text) <= 2:
         raise GlueRunnerError(f"{path}: {len(text)} columns could hold the text ({shown(text)}); name the text "
                               "column with --text-columns (one, or two for sentence pairs)")
@@ -260,6 +264,17 @@ def _columns(task: TaskSpec, split: str, cfg: RunConfig) -> dict:
     return columns
 
 
+def reading(task: TaskSpec, cfg: RunConfig) -> dict:
+    """How the run read an example, kept with its saved model (config.json's glue_runner) so that glue-run predict
+    reads new text the same way: the task, the columns its unlabeled files hold the text(s) in, their quoting, the
+    tokens kept (--max-seq-length, --truncation) and how a multi-label prediction's labels are joined."""
+    columns = _columns(task, "test", cfg)
+    glue_layout = not task.own and not own_files(cfg)  # GLUE's TSV files: raw text, no quoting
+    return {"task": task.name, "text_columns": [columns[f] for f in task.text_fields],
+            "quoting": "none" if glue_layout else task.quoting, "max_seq_length": cfg.max_seq_length,
+            "truncation": cfg.truncation, "label_delimiter": task.label_delimiter}
+
+
 def _subsample(splits: dict[str, RawSplit], cfg: RunConfig) -> dict[str, RawSplit]:
     # Like run_glue: the first N examples, so a subset is the same on every run.
     for name, split in splits.items():
@@ -341,18 +356,6 @@ def tokenize(splits: dict[str, RawSplit], task: TaskSpec, tokenizer, max_seq_len
     cache_dir = cache_folder(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tokenizer_id = tokenizer_fingerprint(tokenizer)
-
-    def encode(batch):
-        texts = [batch[f] for f in task.text_fields]
-        if truncation == "head":
-            encoded = tokenizer(*texts, truncation=True, max_length=max_seq_length)
-        else:
-            encoded = tokenizer(*texts, return_special_tokens_mask=True)
-            kept = [keep_ends(mask, max_seq_length, truncation) for mask in encoded.pop("special_tokens_mask")]
-            encoded = {key: [[row[i] for i in keep] for row, keep in zip(rows, kept)] for key, rows in encoded.items()}
-        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
-        return encoded
-
     out = {}
     for name, split in splits.items():
         # head's key is as before truncation could be chosen, so caches made then are still found
@@ -360,10 +363,26 @@ def tokenize(splits: dict[str, RawSplit], task: TaskSpec, tokenizer, max_seq_len
         key = hashlib.sha256(f"{split.fingerprint}|{tokenizer_id}|{max_seq_length}|{task.text_fields}{how}".encode()
                              ).hexdigest()[:24]
         out[name] = split.dataset.map(
-            encode, batched=True, remove_columns=list(task.text_fields),
+            lambda batch: encode(tokenizer, [batch[f] for f in task.text_fields], max_seq_length, truncation),
+            batched=True, remove_columns=list(task.text_fields),
             cache_file_name=str(cache_dir / f"{task.name}-{name}-{key}.arrow"),
             desc=f"tokenizing {task.name} {name}")
     return out
+
+
+def encode(tokenizer, texts: list[list[str]], max_seq_length: int, truncation: str = "head") -> dict[str, list]:
+    """A batch's model inputs (texts: a list per text field, a pair's two) and each example's length, cut to
+    max_seq_length as `truncation` says; tokenize's, and glue-run predict's for new text."""
+    if truncation == "head":
+        # --truncation decides, never the tokenizer's own side: a saved --truncation tail model's is "left" (for pipeline)
+        tokenizer.truncation_side = "right"
+        encoded = tokenizer(*texts, truncation=True, max_length=max_seq_length)
+    else:
+        encoded = tokenizer(*texts, return_special_tokens_mask=True)
+        kept = [keep_ends(mask, max_seq_length, truncation) for mask in encoded.pop("special_tokens_mask")]
+        encoded = {key: [[row[i] for i in keep] for row, keep in zip(rows, kept)] for key, rows in encoded.items()}
+    encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+    return dict(encoded)
 
 
 # a head+tail cut keeps this share of a text's tokens from its start: Sun et al. (2019, "How to

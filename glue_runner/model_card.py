@@ -130,4 +130,26 @@ def body(record: dict, task: TaskSpec, data: ModelCardData, base: str) -> str:
               f"| training examples | {record['data']['examples'].get('train', 0)} |"]
     if record["train"]:
         lines += ["", f"Training took {record['train']['steps']} optimizer steps on {record['device']}."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + usage(record, task)) + "\n"
+
+
+def usage(record: dict, task: TaskSpec) -> list[str]:
+    """How to predict with the saved model: glue-run predict, which reads as the run read, or transformers'
+    pipeline, which cuts a long text as the run did only when asked to (truncation=True), and never at both ends."""
+    cfg = record["config"]
+    pair = len(task.text_fields) == 2
+    call = 'classify({"text": first, "text_pair": second}' if pair else "classify(text"
+    call += ", top_k=None)" if task.multi_label else ")"
+    lines = ["", "## How to use", "", "```bash", "glue-run predict --model <this folder> --input new.csv",
+             "```", "", "or with transformers:", "", "```python", "from transformers import pipeline", "",
+             'classify = pipeline("text-classification", model="<this folder>", truncation=True)',
+             call + (f"  # the labels scored above {record['details']['threshold']['value']:g}, the run's threshold"
+                     if task.multi_label and record.get("details", {}).get("threshold") else ""),
+             "```", "",
+             f"`truncation=True` cuts a text longer than {cfg['max_seq_length']} tokens as the run did (the tokenizer's "
+             "`model_max_length`" + (", from its end" if cfg["truncation"] == "tail" else "") + "); without it a "
+             "pipeline reads the whole text, up to the model's positions."]
+    if cfg["truncation"] == "head+tail":
+        lines += ["This model was trained on the start and the end of long texts (`--truncation head+tail`), "
+                  "which a pipeline cannot cut: it keeps the start. `glue-run predict` reads as the run did."]
+    return lines
