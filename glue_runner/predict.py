@@ -30,7 +30,7 @@ from .config import RunConfig
 from .errors import GlueRunnerError
 from .files import not_a_file
 from .model import LoadedModel, check_inputs, is_classifier, load_config, load_model, run_folder_model
-from .readers import column_names, file_kind, quoting_of, rows_of, shown, text_of
+from .readers import column_names, file_kind, file_stem, quoting_of, rows_of, shown, text_of
 from .results import check_writable
 from .run import precision
 from .tasks import PROBLEM_TYPES, TaskSpec, registry
@@ -50,9 +50,8 @@ class Counts:
 
 def default_output(source: Path) -> Path:
     """new.csv -> new.predictions.csv beside it (new.csv.gz -> new.predictions.csv.gz)."""
-    kind = file_kind(source)
     compressed = ".gz" if source.suffix == ".gz" else ""
-    return source.with_name(f"{source.name[:-len(kind + compressed)]}.predictions{kind}{compressed}")
+    return source.with_name(f"{file_stem(source)}.predictions{file_kind(source)}{compressed}")
 
 
 def check_files(source: Path, target: Path, overwrite: bool) -> None:

@@ -111,6 +111,12 @@ def file_kind(path: Path) -> str:
                               else EXPORT_HINTS.get(path.suffix.lower(), "")))
 
 
+def file_stem(path: Path) -> str:
+    """A data file's name without its format's suffix: train.csv.gz is train."""
+    compressed = 3 if Path(path).suffix == ".gz" else 0
+    return Path(path).name[:len(Path(path).name) - compressed - len(file_kind(path))]
+
+
 def read_rows(path: Path, task: TaskSpec, split: str, columns: dict, quoting: int,
               encoding: str = "utf-8") -> tuple[list, int]:
     """(line number, {our column: the file's value}) per row, and how many rows were short of columns."""
@@ -291,7 +297,9 @@ def shown(values: list, limit: int = 8) -> str:
     return ", ".join(shown) + (f", … ({len(values)} in all)" if len(values) > limit else "")
 
 
-def to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int, reading: tuple) -> RawSplit:
+def to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int, reading: tuple,
+               fingerprint: str | None = None) -> RawSplit:
+    """Checked rows as a split; `fingerprint`: of where they came from, if not a file's (a dataset's split)."""
     data = {"idx": [], **{f: [] for f in task.text_fields}}
     has_labels = not split.startswith("test")
     if has_labels:
@@ -313,7 +321,7 @@ def to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int,
                              datasets.Sequence(datasets.Value("float32"), length=task.num_labels) if task.multi_label
                              else datasets.ClassLabel(names=list(task.label_names)))
     dataset = datasets.Dataset.from_dict(data, features=datasets.Features(features))
-    return RawSplit(dataset, str(path), _file_fingerprint(path, f"{split}|{reading}"), skipped)
+    return RawSplit(dataset, str(path), fingerprint or _file_fingerprint(path, f"{split}|{reading}"), skipped)
 
 
 def _file_fingerprint(path: Path, split: str) -> str:
