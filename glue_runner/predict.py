@@ -114,8 +114,8 @@ def model_task(config, header: list[str], text_columns: tuple[str, ...] | None, 
     if found is None:
         columns = known[0][0]
         raise GlueRunnerError(
-            f"{source}: no column(s) {shown([c for c in columns if c not in header])}, where {what} holds its text "
-            f"({shown(list(columns))}); the file has {shown(header)}. Name the text column(s) with --text-columns")
+            f"{source} has no column(s) {shown([c for c in columns if c not in header])}: {what}, from column(s) "
+            f"{shown(list(columns))}; the file has {shown(header)}. Name the text column(s) with --text-columns")
     columns, quoting = found
     fields = ("sentence",) if len(columns) == 1 else ("sentence1", "sentence2")
     task = TaskSpec(name=record.get("task") or Path(cfg.model).name, text_fields=fields, metrics=(), splits={},
@@ -123,7 +123,7 @@ def model_task(config, header: list[str], text_columns: tuple[str, ...] | None, 
                     label_names=names, label_delimiter=record.get("label_delimiter"), quoting=quoting,
                     source=cfg.model)
     # a model from elsewhere reads as far as it can (BERT: 512 tokens), as the tokenizer's own truncation does
-    limit = record.get("max_seq_length") or min(config.max_position_embeddings, 512)
+    limit = record.get("max_seq_length") or min(getattr(config, "max_position_embeddings", 512), 512)
     return task, replace(cfg, max_seq_length=limit, truncation=record.get("truncation", "head"),
                          threshold=getattr(config, "multi_label_threshold", None) or cfg.threshold)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from glue_runner import data
+from glue_runner.cli import main
 from glue_runner.config import RunConfig
 from glue_runner.errors import GlueRunnerError
 
@@ -60,6 +61,11 @@ def test_a_dataset_with_a_validation_split_trains_with_its_class_names(run_cli, 
         set(NAMES)  # the labels by their names, not their positions
     card = Path("run/model/README.md").read_text()
     assert "fine-tuned from" in card and "the dataset `reviews`" in card and "datasets:" not in card  # a local folder
+    # its model predicts new text from the dataset's text column
+    Path("new.csv").write_text("text\nthe cat was good\n")
+    assert main(["predict", "--model", "run", "--input", "new.csv"]) == 0
+    assert Path("new.predictions.csv").read_text().splitlines()[0] == "text,prediction," + ",".join(
+        f"prob_{name}" for name in NAMES)
 
 
 def test_a_dataset_without_a_validation_split_says_how_to_hold_one_out(run_cli, tmp_path, capsys):

@@ -301,7 +301,7 @@ def test_bad_inputs_are_one_line_before_the_weights_load(news, tiny_bert, tmp_pa
                                               "--save-model)"),
         (["--model", str(tmp_path / "nope")], "does not exist"),
         (["--input", str(write_csv(tmp_path / "t.csv", ["text"], [["a"]]))],
-         "t.csv: no column(s) 'headline', where"),
+         "t.csv has no column(s) 'headline': "),
         (["--text-columns", "headline,id"], "--text-columns names 2 column(s), but"),
         (["--input", str(tmp_path / "missing.csv")], "missing.csv does not exist (given as --input)"),
         (["--input", str(write_csv(tmp_path / "x.xlsx", ["headline"], []))], "unsupported file type '.xlsx'"),
