@@ -250,10 +250,15 @@ def _own_split_files(task: TaskSpec, cfg: RunConfig, with_test: bool) -> dict[st
     return files
 
 
+def glue_layout(task: TaskSpec, cfg: RunConfig) -> bool:
+    """Whether the run reads GLUE's own TSV files: raw text, quotes and all (no quoting)."""
+    return not task.own and not own_files(cfg)
+
+
 def _read_split(path: Path, task: TaskSpec, split: str, cfg: RunConfig) -> RawSplit:
-    glue_layout = not task.own and not own_files(cfg)  # GLUE's own TSV files: raw text, no quoting
-    columns, quoting = _columns(task, split, cfg), csv.QUOTE_NONE if glue_layout else quoting_of(task)
-    encoding = "utf-8" if glue_layout else cfg.encoding  # GLUE's files are UTF-8, whatever yours are
+    raw = glue_layout(task, cfg)
+    columns, quoting = _columns(task, split, cfg), csv.QUOTE_NONE if raw else quoting_of(task)
+    encoding = "utf-8" if raw else cfg.encoding  # GLUE's files are UTF-8, whatever yours are
     rows, skipped = read_rows(path, task, split, columns, quoting, encoding)
     # The same file read another way (another label column, labels as a list, a score, another encoding)
     # gives other rows: the tokenization cache must not serve one reading's to another.
@@ -286,9 +291,8 @@ def reading(task: TaskSpec, cfg: RunConfig) -> dict:
     reads new text the same way: the task, the columns its unlabeled files hold the text(s) in, their quoting, the
     tokens kept (--max-seq-length, --truncation) and how a multi-label prediction's labels are joined."""
     columns = _columns(task, "test", cfg)
-    glue_layout = not task.own and not own_files(cfg)  # GLUE's TSV files: raw text, no quoting
     return {"task": task.name, "text_columns": [columns[f] for f in task.text_fields],
-            "quoting": "none" if glue_layout else task.quoting, "max_seq_length": cfg.max_seq_length,
+            "quoting": "none" if glue_layout(task, cfg) else task.quoting, "max_seq_length": cfg.max_seq_length,
             "truncation": cfg.truncation, "label_delimiter": task.label_delimiter}
 
 

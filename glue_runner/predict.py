@@ -117,6 +117,8 @@ def model_task(config, header: list[str], text_columns: tuple[str, ...] | None, 
             f"{source} has no column(s) {shown([c for c in columns if c not in header])}: {what}, from column(s) "
             f"{shown(list(columns))}; the file has {shown(header)}. Name the text column(s) with --text-columns")
     columns, quoting = found
+    if file_kind(source) != ".tsv":  # raw text without quoting is GLUE's TSV layout; a CSV has its quotes
+        quoting = "csv"
     fields = ("sentence",) if len(columns) == 1 else ("sentence1", "sentence2")
     task = TaskSpec(name=record.get("task") or Path(cfg.model).name, text_fields=fields, metrics=(), splits={},
                     columns=dict(zip(fields, columns)), test_columns=dict(zip(fields, columns)), problem_type=problem,

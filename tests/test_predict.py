@@ -184,12 +184,14 @@ def test_a_glue_pair_model_predicts_glues_own_tsv_and_the_hubs_columns(rte, glue
     assert glue_predict("--model", str(rte), "--input", str(glue_dir / "RTE" / "dev.tsv"), "--output",
                         str(tmp_path / "dev.tsv"), "--no-bf16") == 0
     assert [r["prediction"] for r in read_table(tmp_path / "dev.tsv")] == run_predictions(rte)
-    # the same pairs as a CSV named otherwise, said with --text-columns
-    rows = read_table(tmp_path / "dev.tsv")
-    source = write_csv(tmp_path / "pairs.csv", ["premise", "hypothesis"], [[r["sentence1"], r["sentence2"]] for r in rows])
-    assert glue_predict("--model", str(rte), "--input", str(source), "--text-columns", "premise,hypothesis",
-                        "--no-bf16") == 0
-    assert [r["prediction"] for r in read_table(tmp_path / "pairs.predictions.csv")] == run_predictions(rte)
+    # the same pairs as a CSV (its quotes are quoting, not text), with the Hub's names or others said by a flag
+    pairs = [[r["sentence1"], r["sentence2"]] for r in read_table(tmp_path / "dev.tsv")]
+    assert any('"' in a for a, _ in pairs)
+    for header, flags in ((["sentence1", "sentence2"], []), (["premise", "hypothesis"],
+                                                             ["--text-columns", "premise,hypothesis"])):
+        source = write_csv(tmp_path / f"{header[0]}.csv", header, pairs)
+        assert glue_predict("--model", str(rte), "--input", str(source), *flags, "--no-bf16") == 0
+        assert [r["prediction"] for r in read_table(source.with_suffix(".predictions.csv"))] == run_predictions(rte)
 
 
 def test_a_multi_label_model_predicts_the_labels_above_its_saved_threshold(tagged, tmp_path, capsys):
