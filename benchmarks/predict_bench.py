@@ -8,11 +8,10 @@
 2. `glue-run --model minilm` trains it with the defaults and --save-model.
 3. --rows new rows: every GoEmotions comment (train, dev, test), then SST-2's training phrases, as `id,text`.
 4. Each side in its own process under /usr/bin/time -v, one after the other: `glue-run predict` (as it
-   runs by default: bfloat16 where the CPU computes it natively), `glue-run predict --no-bf16` (float32, as
-   the pipeline computes), and `pipeline("text-classification", model=<the saved model>, truncation=True,
-   top_k=None)` with its default batching, fed the rows one by one from the CSV and writing each
-   prediction as it comes. Then `glue-run predict` on the first --memory-rows rows: its peak memory
-   should not grow with the rows.
+   runs by default: bfloat16 where the CPU computes it natively), the same on the first --memory-rows rows
+   (its peak memory should not grow with the rows), `glue-run predict --no-bf16` (float32, as the pipeline
+   computes), and `pipeline("text-classification", model=<the saved model>, truncation=True, top_k=None)`
+   with its default batching, fed the rows one by one from the CSV, writing each prediction as it comes.
 
 It prints the CPU, the load before and after, and per side: wall seconds (model loading included),
 rows/s, peak resident memory (MiB) and how many predicted labels agree with the pipeline's.
@@ -85,11 +84,14 @@ def pipeline_side(model: str, source: Path, target: Path) -> None:
             for row in csv.DictReader(f):
                 yield row["text"]
 
+    started = time.perf_counter()
     with open(target, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["prediction", "scores"])
-        for scored in classify(texts()):
+        for done, scored in enumerate(classify(texts()), start=1):
             writer.writerow([scored[0]["label"], " ".join(f"{s['label']}={s['score']:.6f}" for s in scored)])
+            if done % 5000 == 0:  # a long side says how far it is
+                print(f"{done:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
 
 
 def cpu_name() -> str:
@@ -125,13 +127,13 @@ def main() -> None:
     sides = {
         "glue-run predict": [*glue_run, "predict", "--model", str(run), "--input", str(new), "--output",
                              str(args.workdir / "predict.csv"), "--overwrite"],
+        f"glue-run predict, {args.memory_rows:,} rows": [
+            *glue_run, "predict", "--model", str(run), "--input", str(args.workdir / "new-small.csv"), "--output",
+            str(args.workdir / "predict-small.csv"), "--overwrite"],
         "glue-run predict --no-bf16": [*glue_run, "predict", "--model", str(run), "--input", str(new), "--output",
                                        str(args.workdir / "predict-fp32.csv"), "--overwrite", "--no-bf16"],
         "pipeline (default batching)": [sys.executable, __file__, "--pipeline", str(run / "model"), str(new),
                                         str(args.workdir / "pipeline.csv")],
-        f"glue-run predict, {args.memory_rows:,} rows": [
-            *glue_run, "predict", "--model", str(run), "--input", str(args.workdir / "new-small.csv"), "--output",
-            str(args.workdir / "predict-small.csv"), "--overwrite"],
     }
     measured = {}
     for name, command in sides.items():
