@@ -8,6 +8,7 @@
     glue-run leaderboard [--results-dir results] [--model A,B] [--task cola,sst2] [--since 2025-01-01] [--reference]
     glue-run compare A B [--results-dir results] [--task cola,sst2] [--markdown FILE]
     glue-run validate-submission results/submissions/<model>-seed<seed> [--data-dir D]
+    glue-run predict --model results/runs/<model>/<task>-seed<seed> --input new.csv [--output preds.csv]
 
 The parser is built from RunConfig's fields (config.py), as HfArgumentParser builds
 run_glue's flags from its dataclasses: each field's Option gives its flag, help, default,
@@ -24,16 +25,20 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from . import compare, leaderboard, submission, sweeps
-from .config import FIELDS, RunConfig, converter, flag, option_of, path, value_type
+from . import compare, leaderboard, predict, submission, sweeps
+from .config import FIELDS, RunConfig, check_encoding, converter, flag, option_of, path, value_type
 from .data import task_for
 from .errors import GlueRunnerError, Interrupted
 from .results import check_writable
-from .session import (check_sweep, configs_from_args, parse_list, parse_shard, quiet_libraries, run_all,
-                      without_unreachable)
+from .train import device_type
+from .session import (check_sweep, configs_from_args, parse_list, parse_shard, quiet_libraries, resolve_alias,
+                      run_all, without_unreachable)
 
 
 SUBCOMMAND_HELP = """other commands (each has its own --help):
+  glue-run predict --model MODEL --input new.csv [--output preds.csv] [--text-columns a,b] [--overwrite]
+      a fine-tuned model's predictions for new text: each row with its predicted label and each label's
+      probability (MODEL: a --save-model folder, or the run's folder that holds it)
   glue-run leaderboard [--results-dir results] [--model A,B] [--task cola,sst2] [--since DATE] [--reference]
       one row per model over the runs in a results folder, with the GLUE score; writes .md, .csv, .png
   glue-run compare A B [--results-dir results] [--task cola,sst2] [--markdown FILE]
@@ -250,7 +255,56 @@ def validate_command(argv: list[str], console: Console) -> int:
     return 0
 
 
-SUBCOMMANDS = {"leaderboard": leaderboard_command, "compare": compare_command, "validate-submission": validate_command}
+def predict_command(argv: list[str], console: Console) -> int:
+    p = argparse.ArgumentParser(prog="glue-run predict",
+                                description="A fine-tuned model's predictions for new text: every input row, in "
+                                            "order, with its columns, the predicted label and each label's "
+                                            "probability (multi-label: the labels above the model's threshold; "
+                                            "regression: the score).")
+    p.add_argument("--model", required=True,
+                   help="a --save-model folder (results/runs/<model>/<task>-seed<seed>/model), the run's folder that "
+                        "holds it, or another fine-tuned classifier (a folder or a Hub name)")
+    p.add_argument("--input", type=path, required=True,
+                   help="the texts: .csv, .tsv, .jsonl (each also .gz) or .parquet, with the column(s) the model's run "
+                        "read its text from (or name them with --text-columns); rows with an empty text are written "
+                        "without a prediction")
+    p.add_argument("--output", type=path, help="the file to write, in the format its name says (default: beside the "
+                                               "input, <name>.predictions.<its format>)")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    p.add_argument("--batch-size", type=positive, default=128,
+                   help="examples per forward pass, sorted by length (default: %(default)s, as a run's evaluation)")
+    for name in ("text_columns", "encoding", "device", "bf16", "cache_dir"):
+        add_field(p, FIELDS[name])
+    args = p.parse_args(argv)
+    check_encoding(args.encoding)
+    model, _ = resolve_alias(args.model)
+    target = args.output or predict.default_output(args.input)
+    predict.check_files(args.input, target, args.overwrite)
+    cfg = RunConfig(model=model, eval_batch_size=args.batch_size, encoding=args.encoding, device=args.device,
+                    bf16=args.bf16, cache_dir=args.cache_dir)
+    if cfg.device == "cuda":
+        device_type(cfg)  # a GPU that is not there is said before the model loads
+    quiet_libraries()
+    try:
+        predict.predict_file(model, args.input, target, args.text_columns, cfg, console)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted: nothing was written to {target}[/]", highlight=False, soft_wrap=True)
+        return 130
+    return 0
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return value
+
+
+SUBCOMMANDS = {"leaderboard": leaderboard_command, "compare": compare_command, "validate-submission": validate_command,
+               "predict": predict_command}
 
 
 def run_subcommand(name: str, argv: list[str], console: Console) -> int:

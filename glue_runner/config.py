@@ -31,7 +31,8 @@ class Option:
     value when neither the flag nor the task's recipe sets one. local_path: for a text setting
     that may name a file or folder, whether a value does (Path settings always do); the run's
     identity holds such a path made absolute. own_data: a setting that describes your own data
-    files, "files" (usable with a GLUE task too) or "labels" (only for a task of your own). card:
+    files, "files" (usable with a GLUE task too) or "labels" (only for a task of your own), or a
+    dataset named by --dataset-name, "dataset" (which makes a task of your own). card:
     --save-model's model card lists it among the settings that made the model. fine_tuning: it
     shapes gradient training only, so it means nothing to --probe's linear head.
     """
@@ -98,12 +99,29 @@ class RunConfig:
                                 "recipe (CoLA's 10 epochs become 1; the recipe still sets the learning rate, batch size "
                                 "and warm-up). The tables mark its runs, and keep them apart from full ones",
                          group="data")
-    train_file: Path | None = option(None, "your own training data: .csv, .tsv or .jsonl", group="data",
-                                     own_data="files")
+    train_file: Path | None = option(None, "your own training data: .csv, .tsv, .jsonl (each also .gz) or .parquet",
+                                     group="data", own_data="files")
     validation_file: Path | None = option(None, "your own dev data, scored after each epoch", group="data",
                                           own_data="files")
     test_file: Path | None = option(None, "your own test data, predicted with --do-predict", group="data",
                                     own_data="files")
+    # a dataset by name, as run_glue.py's --dataset_name: the Hub's, or a folder in its layout
+    dataset_name: str | None = option(None, "a dataset on the Hugging Face Hub (ag_news, dair-ai/emotion, ...), or a "
+                                            "folder in the Hub's layout (README.md, data/*.parquet), whose text and "
+                                            "label columns are found as in your own files (labels named by its "
+                                            "ClassLabel feature); downloaded once, then cached", group="data",
+                                      local_path=exists, own_data="dataset")
+    dataset_config: str | None = option(None, "--dataset-name's configuration (tweet_eval: emotion)", group="data",
+                                        own_data="dataset")
+    dataset_revision: str | None = option(None, "--dataset-name's revision on the Hub: a branch, tag or commit "
+                                                "(default: main)", group="data", own_data="dataset")
+    train_split: str = option("train", "--dataset-name's split to train on", group="data", own_data="dataset")
+    validation_split: str = option("validation", "--dataset-name's split to score (its test split is predicted with "
+                                                 "--do-predict)", group="data", own_data="dataset")
+    validation_split_percentage: float | None = option(
+        None, "hold out this share of --dataset-name's training split as the dev set (the same examples on every run "
+              "and seed), for a dataset without a validation split", group="data", above=0, below=100,
+        own_data="dataset")
     text_columns: tuple[str, ...] | None = option(None, "comma list of the text column(s) in your own files",
                                                   group="data", own_data="files")
     encoding: str = option("utf-8", "the text encoding of your own files: utf-8 (a byte-order mark is skipped), cp1252 "
@@ -403,6 +421,16 @@ def check_combinations(given: dict, grid=None) -> None:
                               "give one of them")
     if "max_steps" in given and "num_train_epochs" in given:
         raise GlueRunnerError("--max-steps and --num-train-epochs both say how long to train; give one of them")
+    sources = [flag(k) for k in ("train_file", "validation_file", "test_file", "data_dir") if k in given]
+    if "dataset_name" in given and sources:
+        raise GlueRunnerError(f"--dataset-name and {', '.join(sources)} each name the data; give one")
+    dataset = [flag(k) for k in given if OPTIONS[k].own_data == "dataset" and k != "dataset_name"]
+    if dataset and "dataset_name" not in given:
+        raise GlueRunnerError(f"{', '.join(dataset)} {'says' if len(dataset) == 1 else 'say'} how to read "
+                              "--dataset-name's splits, and no --dataset-name is given; add it, or drop them")
+    if "validation_split" in given and "validation_split_percentage" in given:
+        raise GlueRunnerError("--validation-split names the dev split and --validation-split-percentage carves one "
+                              "from the training split; give one")
     if given.get("fp16") and given.get("bf16"):
         raise GlueRunnerError("--fp16 and --bf16 exclude each other; pick one")
     adapt = [flag(k) for k in given if OPTIONS[k].group == "adaptation" and k != "adapt_lm"]

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 from .config import OWN_DATA, SMOKE_DATA, RunConfig, is_task_file
 from .errors import GlueRunnerError
 from .files import file_digest, not_a_file
-from .readers import (RawSplit, check_header, column_names, is_utf8, label_set, quoting_of, read_rows, shown, text_file,
-                      text_lines, to_dataset)
+from .readers import (RawSplit, check_header, column_names, file_stem, is_utf8, label_set, quoting_of, read_rows, shown,
+                      text_file, text_lines, to_dataset)
 from .tasks import (DEFAULT_METRICS, Smoke, SplitSpec, TaskSpec, get_task, read_task_file, registry, safe_task_name,
                     shared_defaults)
 
@@ -52,6 +52,8 @@ def _own_task(task: str, settings: tuple, train_file_stamp: int | None) -> TaskS
     """Made once per process (the label set reads the training file); the arguments are the
     cache's key: the task, the run's file and label settings, and when the training file changed."""
     cfg = RunConfig(task=task, model="", **dict(settings))
+    if cfg.dataset_name:
+        return _task_from_dataset(cfg)
     spec = read_task_file(Path(task)) if task else _task_from_files(cfg)
     if spec.label_names or spec.regression:
         return spec
@@ -105,6 +107,11 @@ def _check_not_lists(names: tuple[str, ...], path: Path, cfg: RunConfig) -> None
                 "each combination as a class of its own")
 
 
+# Columns that never hold the text: an index or id (pandas' to_csv writes its row numbers as a first column named "",
+# read back as "Unnamed: 0")
+NOT_TEXT = ("idx", "index", "id", "", "Unnamed: 0")
+
+
 def _task_from_files(cfg: RunConfig) -> TaskSpec:
     """A task read from your --train-file: its text column(s) (--text-columns, else every column that
     is not a label or an index), single sentences or pairs, and the problem type (multi_label with
@@ -115,40 +122,46 @@ def _task_from_files(cfg: RunConfig) -> TaskSpec:
     path = Path(cfg.train_file)
     if not path.is_file():
         raise GlueRunnerError(f"{path} {not_a_file(path)} (given as --train-file)")
+    # named by the file, or by its folder when the file is only "train": news/train.csv is "news"
+    stem = file_stem(path)
+    name = path.resolve().parent.name if stem.lower() in ("train", "training") else stem
+    splits = {"train": SplitSpec(str(path)), "validation": SplitSpec(str(cfg.validation_file or "")),
+              "test": SplitSpec(str(cfg.test_file or ""))}
     header = column_names(path, cfg.encoding)
+    labels = list(cfg.label_columns or ()) or [cfg.label_column]
+    # a .tsv of commas or a CSV of semicolons; text,text,label (two columns of one name would be read as a pair)
+    check_header(path, header, [*labels, *(cfg.text_columns or [c for c in header if c not in NOT_TEXT])])
+    return _task_from_columns(cfg, header, str(path), name, splits, f"--train-file {path}")
+
+
+def _task_from_columns(cfg: RunConfig, header: list[str], where: str, name: str, splits: dict[str, SplitSpec],
+                       source: str) -> TaskSpec:
+    """A task of your own from the columns your training data has (`header`; `where`: the file or dataset, for
+    messages): the text and label columns, the problem type, named `name`, its data in `splits`."""
     labels = tuple(cfg.label_columns or ()) or (cfg.label_column,)
-    if path.suffix not in (".json", ".jsonl"):
-        check_header(path, header, [*labels, *(cfg.text_columns or ())])
     missing = [c for c in (*labels, *(cfg.text_columns or ())) if c not in header]
     if missing:
         headerless = any(c.isdigit() for c in missing)  # a column asked for by position
         raise GlueRunnerError(
-            f"{path}: no column {shown(missing)}; the header has {shown(header)}. Name the label column with "
+            f"{where}: no column {shown(missing)}; the header has {shown(header)}. Name the label column with "
             "--label-column (or --label-columns) and the text with --text-columns" +
             ("; a file without a header needs a task file of your own, with its columns by position "
              "(README: Your own data)" if headerless else ""))
-    # pandas' to_csv writes its row numbers as a first column named "" (read back: "Unnamed: 0"): not text
-    text = list(cfg.text_columns or [c for c in header if c not in (*labels, "idx", "index", "", "Unnamed: 0")])
-    if path.suffix not in (".json", ".jsonl"):
-        check_header(path, header, text)  # text,text,label would be read as a pair of one column
+    text = list(cfg.text_columns or [c for c in header if c not in (*labels, *NOT_TEXT)])
     if not 1 <= len(text) <= 2:
-        raise GlueRunnerError(f"{path}: {len(text)} columns could hold the text ({shown(text)}); name the text "
+        raise GlueRunnerError(f"{where}: {len(text)} columns could hold the text ({shown(text)}); name the text "
                               "column with --text-columns (one, or two for sentence pairs)")
     fields = ("sentence",) if len(text) == 1 else ("sentence1", "sentence2")
     columns = dict(zip(fields, text)) | ({"idx": "idx"} if "idx" in header else {})
     problem = cfg.problem_type or ("multi_label" if cfg.label_delimiter or cfg.label_columns else "single_label")
-    # named by the file, or by its folder when the file is only "train": news/train.csv is "news"
-    name = safe_task_name(path.resolve().parent.name if path.stem.lower() in ("train", "training") else path.stem)
+    name = safe_task_name(name)
     if name in registry():  # a file called sst2.csv holds your data, not GLUE's: never its task's name
         name += "_own"
-    splits = {"train": SplitSpec(str(path)), "validation": SplitSpec(str(cfg.validation_file or "")),
-              "test": SplitSpec(str(cfg.test_file or ""))}
     return TaskSpec(name=name, text_fields=fields, metrics=DEFAULT_METRICS[problem], splits=splits,
                     columns=columns | ({} if cfg.label_columns else {"label": cfg.label_column}), test_columns=columns,
                     problem_type=problem, label_names=tuple(cfg.label_columns or ()),
                     label_delimiter=cfg.label_delimiter, label_columns=tuple(cfg.label_columns or ()),
-                    recipe=shared_defaults()["recipe"], smoke=Smoke(**shared_defaults()["smoke"]),
-                    source=f"--train-file {path}")
+                    recipe=shared_defaults()["recipe"], smoke=Smoke(**shared_defaults()["smoke"]), source=source)
 
 
 # ---- sources ---------------------------------------------------------------
@@ -158,7 +171,9 @@ def load_splits(task: TaskSpec, cfg: RunConfig, log=print, with_test: bool = Tru
     """with_test=False leaves the test splits unread: a run that does not predict them
     need not parse, check and tokenize them."""
     files = split_files(task, cfg, with_test)
-    if files is None:
+    if cfg.dataset_name:
+        splits = _read_dataset(task, cfg, with_test)
+    elif files is None:
         splits = _load_hub(task, cfg, [n for n in task.splits if with_test or not n.startswith("test")])
     else:
         splits = {name: _read_split(path, task, name, cfg) for name, path in files.items()}
@@ -236,6 +251,8 @@ def split_files(task: TaskSpec, cfg: RunConfig, with_test: bool = True) -> dict[
     the GLUE folder's; None for the Hub. A file that should be there and is not is an error naming
     it, found before anything is loaded. Test files may be missing (GLUE folders often ship without
     them): they are left out, and --do-predict says so."""
+    if cfg.dataset_name:
+        return None  # a dataset's splits are its own, found by _dataset_splits
     if own_files(cfg):
         return _own_split_files(task, cfg, with_test)
     if task.own:
@@ -283,6 +300,9 @@ def check_test_data(task: TaskSpec, cfg: RunConfig) -> None:
     """--do-predict needs every test split: said before training, not after hours of it."""
     files = split_files(task, cfg, with_test=True)
     missing = [s for s in task.test_splits if files is not None and s not in files]
+    if cfg.dataset_name and not task.test_splits:
+        raise GlueRunnerError(f"--do-predict: {cfg.dataset_name} has no test split ({', '.join(task.splits)}); "
+                              "drop --do-predict")
     if missing:
         raise GlueRunnerError(f"--do-predict: no test data for {task.name} ({', '.join(missing)}); "
                               "add the GLUE test files to --data-dir or pass --test-file")
@@ -308,10 +328,15 @@ def _own_split_files(task: TaskSpec, cfg: RunConfig, with_test: bool) -> dict[st
     return files
 
 
+def glue_layout(task: TaskSpec, cfg: RunConfig) -> bool:
+    """Whether the run reads GLUE's own TSV files: raw text, quotes and all (no quoting)."""
+    return not task.own and not own_files(cfg)
+
+
 def _read_split(path: Path, task: TaskSpec, split: str, cfg: RunConfig) -> RawSplit:
-    glue_layout = not task.own and not own_files(cfg)  # GLUE's own TSV files: raw text, no quoting
-    columns, quoting = _columns(task, split, cfg), csv.QUOTE_NONE if glue_layout else quoting_of(task)
-    encoding = "utf-8" if glue_layout else cfg.encoding  # GLUE's files are UTF-8, whatever yours are
+    raw = glue_layout(task, cfg)
+    columns, quoting = _columns(task, split, cfg), csv.QUOTE_NONE if raw else quoting_of(task)
+    encoding = "utf-8" if raw else cfg.encoding  # GLUE's files are UTF-8, whatever yours are
     rows, skipped = read_rows(path, task, split, columns, quoting, encoding)
     # The same file read another way (another label column, labels as a list, a score, another encoding)
     # gives other rows: the tokenization cache must not serve one reading's to another.
@@ -337,6 +362,16 @@ def _columns(task: TaskSpec, split: str, cfg: RunConfig) -> dict:
     if task.label_columns and not split.startswith("test"):
         columns.update({("label", name): name for name in task.label_columns})
     return columns
+
+
+def reading(task: TaskSpec, cfg: RunConfig) -> dict:
+    """How the run read an example, kept with its saved model (config.json's glue_runner) so that glue-run predict
+    reads new text the same way: the task, the columns its unlabeled files hold the text(s) in, their quoting, the
+    tokens kept (--max-seq-length, --truncation) and how a multi-label prediction's labels are joined."""
+    columns = _columns(task, "test", cfg)
+    return {"task": task.name, "text_columns": [columns[f] for f in task.text_fields],
+            "quoting": "none" if glue_layout(task, cfg) else task.quoting, "max_seq_length": cfg.max_seq_length,
+            "truncation": cfg.truncation, "label_delimiter": task.label_delimiter}
 
 
 def _subsample(splits: dict[str, RawSplit], cfg: RunConfig) -> dict[str, RawSplit]:
@@ -380,7 +415,128 @@ def _load_hub(task: TaskSpec, cfg: RunConfig, names: list[str]) -> dict[str, Raw
     return splits
 
 
-# ---- reading files: GLUE TSV layout and the user's own --------------------
+# ---- a dataset by name (--dataset-name) ------------------------------------
+
+LIST_DELIMITER = "|"  # a dataset's multi-label lists, joined as your files' --label-delimiter joins them
+
+
+def _task_from_dataset(cfg: RunConfig) -> TaskSpec:
+    """A task read from a dataset (--dataset-name) as from your files, its training split's columns for a file's
+    header; the label names from the label's ClassLabel feature (a list of them: multi-label), else from the
+    training split's values (sorted: numbers as numbers)."""
+    import datasets
+
+    splits = _dataset_splits(cfg.dataset_name, cfg.dataset_config, cfg.dataset_revision, cfg.cache_dir,
+                             cfg.train_split, cfg.validation_split, cfg.validation_split_percentage)
+    train = splits["train"]
+    feature = train.features.get(cfg.label_column)
+    lists = isinstance(feature, (datasets.List, datasets.LargeList))
+    if lists and cfg.problem_type not in (None, "multi_label"):
+        raise GlueRunnerError(f"{cfg.dataset_name}: the labels in column '{cfg.label_column}' are lists (several "
+                              f"per example), so the task is multi-label, not {cfg.problem_type}; drop --problem-type")
+    if lists:
+        cfg = replace(cfg, label_delimiter=LIST_DELIMITER)
+    name = "_".join(filter(None, (Path(cfg.dataset_name).name, cfg.dataset_config)))
+    spec = _task_from_columns(cfg, train.column_names, cfg.dataset_name, name,
+                              {split: SplitSpec(split) for split in splits}, f"--dataset-name {cfg.dataset_name}")
+    if spec.regression or spec.label_columns:
+        return spec
+    classes = feature.feature if lists else feature
+    if isinstance(classes, datasets.ClassLabel):  # the labels are positions among its names
+        return replace(spec, label_names=tuple(classes.names))
+    values = [v for row in train[cfg.label_column] for v in row] if lists else train.unique(cfg.label_column)
+    if None in values:
+        raise GlueRunnerError(f"{cfg.dataset_name}[train]: column '{cfg.label_column}' has examples without a label; "
+                              "drop them, or name the label column with --label-column")
+    if getattr(classes, "dtype", "").startswith("float"):
+        raise GlueRunnerError(f"{cfg.dataset_name}: the labels in column '{cfg.label_column}' are numbers with a "
+                              "fraction: scores, not classes; pass --problem-type regression")
+    return replace(spec, label_names=tuple(str(v) for v in sorted(set(values))), labels_from_data=True)
+
+
+@cache
+def _dataset_splits(name: str, config: str | None, revision: str | None, cache_dir: Path | None, train: str,
+                    validation: str, percentage: float | None) -> dict[str, datasets.Dataset]:
+    """A dataset's splits as the run's (train, validation and, if it has one, test), loaded once per process
+    (datasets caches it on disk): --train-split and --validation-split name them, or
+    --validation-split-percentage holds out a share of the training split, the same one on every run."""
+    local = Path(name).expanduser().exists()
+    if not local:
+        went_offline()
+    try:
+        import datasets
+
+        loaded = datasets.load_dataset(str(Path(name).expanduser()) if local else name, config, revision=revision,
+                                       cache_dir=cache_dir)
+    except Exception as e:  # offline, no such dataset or configuration, ...: the library's own words say which
+        hint = "" if local else ("; without internet, give a folder in the Hub's layout (README.md, data/*.parquet) "
+                                 "or your own --train-file/--validation-file")
+        raise GlueRunnerError(f"could not load the dataset {name}{f' ({config})' if config else ''} "
+                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no reason given'})"
+                              f"{hint}") from None
+    found = ", ".join(loaded)
+    if train not in loaded:
+        raise GlueRunnerError(f"{name} has no '{train}' split (its splits: {found}); name the one to train on with "
+                              "--train-split")
+    splits = {"train": loaded[train]}
+    if percentage:
+        # a fixed seed, not the run's: every seed of a sweep scores the same dev examples
+        parts = loaded[train].train_test_split(test_size=percentage / 100, seed=0)
+        splits = {"train": parts["train"], "validation": parts["test"]}
+    elif validation in loaded:
+        splits["validation"] = loaded[validation]
+    else:
+        raise GlueRunnerError(f"{name} has no '{validation}' split (its splits: {found}); hold out part of the "
+                              "training split as the dev set with --validation-split-percentage 10, or name the "
+                              "split to score with --validation-split")
+    if "test" in loaded and "test" not in (train, validation):
+        splits["test"] = loaded["test"]
+    return splits
+
+
+def _read_dataset(task: TaskSpec, cfg: RunConfig, with_test: bool) -> dict[str, RawSplit]:
+    """The dataset's splits as your files' are read, every row and label checked by the same readers."""
+    splits = _dataset_splits(cfg.dataset_name, cfg.dataset_config, cfg.dataset_revision, cfg.cache_dir,
+                             cfg.train_split, cfg.validation_split, cfg.validation_split_percentage)
+    out = {}
+    for split, dataset in splits.items():
+        if split.startswith("test") and not with_test:
+            continue
+        columns = _columns(task, split, cfg)
+        wanted = list(dict.fromkeys(columns.values()))
+        rows, number = [], 0
+        for batch in dataset.select_columns(wanted).iter(batch_size=1000):
+            for values in zip(*(batch[c] for c in wanted)):
+                number += 1
+                row = {ours: values[wanted.index(theirs)] for ours, theirs in columns.items()}
+                if isinstance(row.get("label"), list):
+                    row["label"] = LIST_DELIMITER.join(str(v) for v in row["label"])
+                rows.append((number, row))
+        reading = (columns, task.problem_type, task.label_names, task.label_delimiter, task.label_columns)
+        address = f"{cfg.dataset_name}{f'/{cfg.dataset_config}' if cfg.dataset_config else ''}[{split}]"
+        fingerprint = hashlib.sha256(f"{dataset._fingerprint}|{split}|{reading}".encode()).hexdigest()[:16]
+        out[split] = to_dataset(rows, Path(address), task, split, 0, reading, fingerprint)
+    return out
+
+
+def went_offline() -> str | None:
+    """Without internet, the Hugging Face libraries retry for a minute before failing: when the Hub does not
+    answer, tell them to use their local cache at once (they read this when they are imported, so it is done
+    first), and return the host that did not answer. Behind a proxy a direct probe says nothing."""
+    import socket
+    from urllib.parse import urlparse
+
+    proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or proxied:
+        return None
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or (80 if endpoint.scheme == "http" else 443)),
+                                 timeout=3).close()
+    except OSError:
+        os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
+        return endpoint.hostname
+    return None
 
 
 # ---- texts to adapt the language model on (--adapt-lm) ---------------------
@@ -420,18 +576,6 @@ def tokenize(splits: dict[str, RawSplit], task: TaskSpec, tokenizer, max_seq_len
     cache_dir = cache_folder(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tokenizer_id = tokenizer_fingerprint(tokenizer)
-
-    def encode(batch):
-        texts = [batch[f] for f in task.text_fields]
-        if truncation == "head":
-            encoded = tokenizer(*texts, truncation=True, max_length=max_seq_length)
-        else:
-            encoded = tokenizer(*texts, return_special_tokens_mask=True)
-            kept = [keep_ends(mask, max_seq_length, truncation) for mask in encoded.pop("special_tokens_mask")]
-            encoded = {key: [[row[i] for i in keep] for row, keep in zip(rows, kept)] for key, rows in encoded.items()}
-        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
-        return encoded
-
     out = {}
     for name, split in splits.items():
         # head's key is as before truncation could be chosen, so caches made then are still found
@@ -439,10 +583,26 @@ def tokenize(splits: dict[str, RawSplit], task: TaskSpec, tokenizer, max_seq_len
         key = hashlib.sha256(f"{split.fingerprint}|{tokenizer_id}|{max_seq_length}|{task.text_fields}{how}".encode()
                              ).hexdigest()[:24]
         out[name] = split.dataset.map(
-            encode, batched=True, remove_columns=list(task.text_fields),
+            lambda batch: encode(tokenizer, [batch[f] for f in task.text_fields], max_seq_length, truncation),
+            batched=True, remove_columns=list(task.text_fields),
             cache_file_name=str(cache_dir / f"{task.name}-{name}-{key}.arrow"),
             desc=f"tokenizing {task.name} {name}")
     return out
+
+
+def encode(tokenizer, texts: list[list[str]], max_seq_length: int, truncation: str = "head") -> dict[str, list]:
+    """A batch's model inputs (texts: a list per text field, a pair's two) and each example's length, cut to
+    max_seq_length as `truncation` says; tokenize's, and glue-run predict's for new text."""
+    if truncation == "head":
+        # --truncation decides, never the tokenizer's own side: a saved --truncation tail model's is "left" (for pipeline)
+        tokenizer.truncation_side = "right"
+        encoded = tokenizer(*texts, truncation=True, max_length=max_seq_length)
+    else:
+        encoded = tokenizer(*texts, return_special_tokens_mask=True)
+        kept = [keep_ends(mask, max_seq_length, truncation) for mask in encoded.pop("special_tokens_mask")]
+        encoded = {key: [[row[i] for i in keep] for row, keep in zip(rows, kept)] for key, rows in encoded.items()}
+    encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+    return dict(encoded)
 
 
 # a head+tail cut keeps this share of a text's tokens from its start: Sun et al. (2019, "How to

@@ -7,6 +7,7 @@ translates between the task's label order and the model's outputs.
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 import zipfile
@@ -71,8 +72,11 @@ class Labels:
         return logits if self.regression else logits[:, list(self.to_model)]
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Multi-label: each label's probability, in the task's order."""
-        return 1 / (1 + np.exp(-self.task_logits(logits).astype(np.float64)))
+        """Each label's probability, in the task's order: a sigmoid each (multi-label), else a softmax over them."""
+        from scipy.special import expit, softmax
+
+        logits = self.task_logits(logits).astype(np.float64)
+        return expit(logits) if self.multi_label else softmax(logits, axis=1)
 
     def predictions(self, logits: np.ndarray) -> np.ndarray:
         """A score, a label index (in the task's order), or a row of 0/1 (multi-label) per example."""
@@ -102,7 +106,7 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or Path(name).expanduser().exists()
 
 
-def _is_classifier(config) -> bool:
+def is_classifier(config) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
 
 
@@ -131,7 +135,7 @@ def load_model(task: TaskSpec, cfg: RunConfig, say=lambda *a, **k: None, check=l
 
     to_model = tuple(range(task.num_labels))
     kwargs = {"num_labels": task.num_labels}
-    if _is_classifier(config) and not cfg.ignore_mismatched_sizes:
+    if is_classifier(config) and not cfg.ignore_mismatched_sizes:
         if config.num_labels != task.num_labels:
             raise GlueRunnerError(
                 f"'{cfg.model}' has a classification head with {config.num_labels} output(s) but {task.name} needs "
@@ -228,6 +232,13 @@ def _float32_output(layer, args, output):
 
 def load_tokenizer(task: TaskSpec, cfg: RunConfig) -> tuple:
     """The model's configuration and fast tokenizer, checked against the task before any weights load."""
+    config, tokenizer = load_config(cfg)
+    check_length(task, cfg, tokenizer, getattr(config, "max_position_embeddings", None))
+    return config, tokenizer
+
+
+def load_config(cfg: RunConfig) -> tuple:
+    """The model's configuration and fast tokenizer, each checked to be whole."""
     from transformers import AutoConfig, AutoTokenizer
 
     if not cfg.model.strip():  # an unset shell variable: transformers would answer about repo ids
@@ -238,6 +249,10 @@ def load_tokenizer(task: TaskSpec, cfg: RunConfig) -> tuple:
         what = f"{cfg.model} is a file, not a model folder" if folder.exists() else \
             f"model folder {cfg.model} does not exist"
         raise GlueRunnerError(f"{what}; pass a folder made by save_pretrained or a Hub name")
+    saved = folder and run_folder_model(folder)
+    if saved:
+        raise GlueRunnerError(f"{cfg.model} is a run's folder, not a model folder; the model that run saved is "
+                              f"{saved}: pass --model {saved}")
     if folder and not (folder / "config.json").is_file():
         # without it transformers asks for a model_type in the very file that is missing, or guesses the
         # family from the folder's name and builds a model of default sizes the weights do not fit
@@ -266,8 +281,19 @@ def load_tokenizer(task: TaskSpec, cfg: RunConfig) -> tuple:
             f"'{cfg.model}' has no tokenizer files (tokenizer.json, or a vocabulary such as vocab.txt): the tokenizer "
             f"made without them knows only its {len(specials)} special tokens, so every word would be unknown; copy "
             "the tokenizer's files into the folder (tokenizer.save_pretrained), or download the model again")
-    check_length(task, cfg, tokenizer, getattr(config, "max_position_embeddings", None))
     return config, tokenizer
+
+
+def run_folder_model(folder: Path) -> Path | None:
+    """The model a run's folder (results/runs/<model>/<task>-seed<seed>: a metrics.json, no config.json) saved,
+    in its model/ subfolder; None for any other folder. A run that saved none is one line saying how to get it."""
+    if (folder / "config.json").is_file() or not (folder / "metrics.json").is_file():
+        return None
+    if not (folder / "model" / "config.json").is_file():
+        raise GlueRunnerError(f"{folder} is a run's folder, and that run saved no model (it ran without --save-model); "
+                              "run its command again with --save-model --overwrite to keep the fine-tuned model in "
+                              f"{folder / 'model'}")
+    return folder / "model"
 
 
 # A model folder's JSON files, with the keys each must hold to be what its name says (tokenizer.json: what
@@ -377,13 +403,22 @@ def check_length(task: TaskSpec, cfg: RunConfig, tokenizer, limit: int | None) -
                               f"({limit} positions); pass --max-seq-length {limit} or less")
 
 
-def save_model(loaded: LoadedModel, folder: Path, card: str) -> None:
-    """The model and tokenizer, with the task's label names (a reused head's old names would mislead)
-    and its model card (README.md), written beside the folder and renamed into place."""
+def save_model(loaded: LoadedModel, folder: Path, card: str, reading: dict) -> None:
+    """The model and tokenizer, with the task's label names (a reused head's old names would mislead), how the
+    run read an example (`reading`, data.reading's: config.json's glue_runner, which glue-run predict follows)
+    and its model card (README.md), written beside the folder and renamed into place. The saved tokenizer
+    reads at most the run's --max-seq-length tokens (model_max_length), from the end for --truncation tail,
+    so transformers.pipeline(..., truncation=True) cuts a long text as the run did."""
     labels = loaded.labels
     if not labels.regression:
         loaded.model.config.id2label = {m: name for m, name in zip(labels.to_model, labels.names)}
         loaded.model.config.label2id = {name: m for m, name in loaded.model.config.id2label.items()}
     if labels.multi_label:  # the threshold its scores were made with (perhaps chosen on the dev set)
         loaded.model.config.multi_label_threshold = labels.threshold
-    write_model(folder, loaded.model, loaded.tokenizer, {"README.md": card})
+    loaded.model.config.glue_runner = reading
+    tokenizer = copy.copy(loaded.tokenizer)  # the run's own reads on unchanged (an AX run may still use it)
+    tokenizer.model_max_length = reading["max_seq_length"]
+    tokenizer.truncation_side = "left" if reading["truncation"] == "tail" else "right"
+    # save_pretrained writes the init arguments' keys, each with the tokenizer's current value
+    tokenizer.init_kwargs = {**tokenizer.init_kwargs, "truncation_side": tokenizer.truncation_side}
+    write_model(folder, loaded.model, tokenizer, {"README.md": card})

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import FIELDS, flag, names_path, option_of
+from .readers import file_kind
 from .tasks import TaskSpec
 
 if TYPE_CHECKING:  # huggingface_hub is imported where it is used: it takes a third of a second
@@ -28,7 +29,7 @@ def text(record: dict, task: TaskSpec) -> str:
     base = None if Path(record["model"]).expanduser().exists() else record["model"]
     data = ModelCardData(
         model_name=f"{record['model_name'].split('/')[-1]}-finetuned-{task.name}",
-        base_model=base, datasets=None if own_data_files(record, task) else [task.hub],  # own data has no Hub id
+        base_model=base, datasets=hub_datasets(record, task),
         eval_results=[eval_result(record, task, *score) for score in dev_scores(record, task)] or None,
         library_name="transformers", pipeline_tag="text-classification", tags=["glue-runner"])
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body(record, task, data, base or record['model_name'])}"))
@@ -50,10 +51,26 @@ def command(cfg: dict, base: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
+def hub_datasets(record: dict, task: TaskSpec) -> list[str] | None:
+    """The Hub's ids of the data: GLUE's, or --dataset-name's; none for your own files or a local folder."""
+    name = record["config"].get("dataset_name")
+    if name:
+        return None if Path(name).expanduser().exists() else [name]
+    return None if own_data_files(record, task) else [task.hub]
+
+
+def dataset_named(cfg: dict) -> str:
+    """--dataset-name as the card names it: a Hub id as it is, a local folder by its name only."""
+    name = cfg["dataset_name"]
+    return Path(name).name if Path(name).expanduser().exists() else name
+
+
 def own_data_files(record: dict, task: TaskSpec) -> dict[str, Path]:
     """Role (train, validation) -> the file of your own data it came from: --train-file and
-    --validation-file, or your task file's splits. Empty for GLUE's own data."""
+    --validation-file, or your task file's splits. Empty for GLUE's own data and --dataset-name's."""
     cfg = record["config"]
+    if cfg.get("dataset_name"):
+        return {}
     if cfg["train_file"] or cfg["validation_file"]:
         return {role: Path(cfg[f"{role}_file"]) for role in ("train", "validation") if cfg[f"{role}_file"]}
     if task.own:
@@ -76,12 +93,20 @@ def dev_scores(record: dict, task: TaskSpec) -> list[tuple[str, str, str, float]
     return scores
 
 
+# the `datasets` loader that reads each kind of file
+LOADERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
 def eval_result(record: dict, task: TaskSpec, split: str, metric: str, key: str, value: float) -> EvalResult:
     from huggingface_hub import EvalResult
 
-    file = own_data_files(record, task).get("validation")
-    if file:  # own data: named by its file and the loader that reads it
-        dataset = {"dataset_type": "json" if file.suffix in (".json", ".jsonl") else "csv", "dataset_name": file.name}
+    cfg, file = record["config"], own_data_files(record, task).get("validation")
+    if cfg.get("dataset_name"):
+        dataset = {"dataset_type": dataset_named(cfg), "dataset_name": dataset_named(cfg),
+                   "dataset_config": cfg.get("dataset_config"),
+                   "dataset_revision": cfg.get("dataset_revision")}
+    elif file:  # own data: named by its file and the loader that reads it
+        dataset = {"dataset_type": LOADERS.get(file_kind(file), "csv"), "dataset_name": file.name}
     else:
         dataset = {"dataset_type": task.hub, "dataset_name": f"GLUE {task.glue_dir}", "dataset_config": task.name}
     return EvalResult(task_type="text-classification", task_name="Text Classification", dataset_split=split,
@@ -90,7 +115,12 @@ def eval_result(record: dict, task: TaskSpec, split: str, metric: str, key: str,
 
 def body(record: dict, task: TaskSpec, data: ModelCardData, base: str) -> str:
     cfg, files = record["config"], own_data_files(record, task)
-    if files:
+    if cfg.get("dataset_name"):
+        config = f", config `{cfg['dataset_config']}`" if cfg.get("dataset_config") else ""
+        held = f", {cfg['validation_split_percentage']:g}% of its training split held out as the dev set" \
+            if cfg.get("validation_split_percentage") else ""
+        source = f"the dataset `{dataset_named(cfg)}`{config}{held}, for the task `{task.name}`"
+    elif files:
         named = ", ".join(f"{role} `{file.name}`" for role, file in files.items())
         source = f"own data ({named}) for " + (f"the task `{task.name}`" if task.own else
                                                f"the GLUE {task.glue_dir} task")
@@ -125,4 +155,26 @@ def body(record: dict, task: TaskSpec, data: ModelCardData, base: str) -> str:
               f"| training examples | {record['data']['examples'].get('train', 0)} |"]
     if record["train"]:
         lines += ["", f"Training took {record['train']['steps']} optimizer steps on {record['device']}."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + usage(record, task)) + "\n"
+
+
+def usage(record: dict, task: TaskSpec) -> list[str]:
+    """How to predict with the saved model: glue-run predict, which reads as the run read, or transformers'
+    pipeline, which cuts a long text as the run did only when asked to (truncation=True), and never at both ends."""
+    cfg = record["config"]
+    pair = len(task.text_fields) == 2
+    call = 'classify({"text": first, "text_pair": second}' if pair else "classify(text"
+    call += ", top_k=None)" if task.multi_label else ")"
+    lines = ["", "## How to use", "", "```bash", "glue-run predict --model <this folder> --input new.csv",
+             "```", "", "or with transformers:", "", "```python", "from transformers import pipeline", "",
+             'classify = pipeline("text-classification", model="<this folder>", truncation=True)',
+             call + (f"  # the labels scored above {record['details']['threshold']['value']:g}, the run's threshold"
+                     if task.multi_label and record.get("details", {}).get("threshold") else ""),
+             "```", "",
+             f"`truncation=True` cuts a text longer than {cfg['max_seq_length']} tokens as the run did (the tokenizer's "
+             "`model_max_length`" + (", from its end" if cfg["truncation"] == "tail" else "") + "); without it a "
+             "pipeline reads the whole text, up to the model's positions."]
+    if cfg["truncation"] == "head+tail":
+        lines += ["This model was trained on the start and the end of long texts (`--truncation head+tail`), "
+                  "which a pipeline cannot cut: it keeps the start. `glue-run predict` reads as the run did."]
+    return lines

@@ -1,7 +1,8 @@
-"""Reading one file into a `datasets.Dataset`: GLUE's TSV layout and your own CSV, TSV and
-JSON-lines files, with the rows, columns and labels checked as they are read. A malformed
-row, a label the task does not know, a file that is not UTF-8: each is one line naming the
-file, the line and the fix.
+"""Reading one file into a `datasets.Dataset`: GLUE's TSV layout and your own CSV, TSV,
+JSON-lines (each also gzip-compressed: .csv.gz) and Parquet files, with the rows, columns and
+labels checked as they are read. A malformed row, a label the task does not know, a file that
+is not UTF-8: each is one line naming the file, the line and the fix. Rows come one at a time
+(rows_of), so a reader of a large file (glue-run predict) holds only what it is working on.
 
 `datasets` is imported where it is used: the checks made before a run starts answer in a
 fraction of a second, without loading the libraries.
@@ -11,14 +12,16 @@ from __future__ import annotations
 
 import ast
 import csv
+import gzip
 import hashlib
 import json
 import math
 import sys
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from .errors import GlueRunnerError
 from .files import file_digest
@@ -30,10 +33,13 @@ if TYPE_CHECKING:
 csv.field_size_limit(sys.maxsize)  # a single GLUE field can exceed csv's 128 KiB default
 
 def column_names(path: Path, encoding: str = "utf-8") -> list[str]:
-    """The column names of one of your files: a CSV/TSV's first row, a JSON-lines file's first object's keys."""
-    _check_suffix(path)
+    """The column names of one of your files: a CSV/TSV's first row, a JSON-lines file's first object's keys,
+    a Parquet file's schema."""
+    kind = file_kind(path)
+    if kind == ".parquet":
+        return _parquet_file(path).schema_arrow.names
     with text_file(path, encoding, newline="") as f:
-        if path.suffix in (".json", ".jsonl"):
+        if kind in (".json", ".jsonl"):
             first = next((line for line in f if line.strip()), "{}")
             if first.lstrip().startswith("["):
                 raise _json_array(path)
@@ -41,7 +47,7 @@ def column_names(path: Path, encoding: str = "utf-8") -> list[str]:
                 return list(json.loads(first))
             except (ValueError, TypeError):
                 raise GlueRunnerError(f"{path}:1: not a JSON object; one object per line") from None
-        return next(csv.reader(f, delimiter="\t" if path.suffix == ".tsv" else ","), [])
+        return next(csv.reader(f, delimiter="\t" if kind == ".tsv" else ","), [])
 
 
 @dataclass(frozen=True)
@@ -130,23 +136,54 @@ def quoting_of(task: TaskSpec) -> int:
 EXPORT_HINTS = {".xlsx": "; in Excel or LibreOffice, save it as \"CSV UTF-8 (Comma delimited)\" (.csv)",
                 ".xls": "; in Excel or LibreOffice, save it as \"CSV UTF-8 (Comma delimited)\" (.csv)",
                 ".ods": "; in LibreOffice, save it as \"Text CSV\" with UTF-8 and commas (.csv)",
-                ".txt": "; Excel's \"Unicode text\" is tab separated: rename it to .tsv",
-                ".parquet": "; with pandas: pd.read_parquet(path).to_csv('data.csv', index=False)"}
+                ".txt": "; Excel's \"Unicode text\" is tab separated: rename it to .tsv"}
+TEXT_KINDS = (".csv", ".tsv", ".json", ".jsonl")  # read as text, so also gzip-compressed (.csv.gz)
+KINDS = (*TEXT_KINDS, ".parquet")
 
 
-def _check_suffix(path: Path) -> None:
-    if path.suffix not in (".csv", ".tsv", ".json", ".jsonl"):
-        raise GlueRunnerError(f"{path}: unsupported file type '{path.suffix}'; use .csv, .tsv, .json or .jsonl"
-                              + EXPORT_HINTS.get(path.suffix.lower(), ""))
+def file_kind(path: Path) -> str:
+    """A data file's format, by its name: one of KINDS; a text format may be gzip-compressed (.csv.gz is .csv)."""
+    path = Path(path)
+    inner = Path(path.stem).suffix if path.suffix == ".gz" else None
+    if inner in TEXT_KINDS:
+        return inner
+    if path.suffix in KINDS:
+        return path.suffix
+    kind = f"{inner}.gz" if inner else path.suffix
+    raise GlueRunnerError(f"{path}: unsupported file type '{kind}'; use .csv, .tsv, .json, .jsonl or .parquet (the "
+                          "first four may be gzip-compressed: .csv.gz)" + (
+                              "; Parquet compresses itself: give the .parquet file as it is" if inner == ".parquet"
+                              else EXPORT_HINTS.get(path.suffix.lower(), "")))
+
+
+def file_stem(path: Path) -> str:
+    """A data file's name without its format's suffix: train.csv.gz is train."""
+    compressed = 3 if Path(path).suffix == ".gz" else 0
+    return Path(path).name[:len(Path(path).name) - compressed - len(file_kind(path))]
 
 
 def read_rows(path: Path, task: TaskSpec, split: str, columns: dict, quoting: int,
               encoding: str = "utf-8") -> tuple[list, int]:
     """(line number, {our column: the file's value}) per row, and how many rows were short of columns."""
-    _check_suffix(path)
-    if path.suffix in (".json", ".jsonl"):
-        return _read_jsonl(path, columns, encoding), 0
-    return _read_table(path, task, split, columns, delimiter="," if path.suffix == ".csv" else "\t", quoting=quoting,
+    rows, skipped = [], 0
+    for line_num, row in rows_of(path, task, split, columns, quoting, encoding):
+        if row is None:
+            skipped += 1
+        else:
+            rows.append((line_num, row))
+    return rows, skipped
+
+
+def rows_of(path: Path, task: TaskSpec, split: str, columns: dict, quoting: int,
+            encoding: str = "utf-8") -> Iterator[tuple[int, dict | None]]:
+    """(line number, {our column: the file's value}) per row as it is read, None for a row short of
+    columns (the caller counts and skips it); a Parquet file's "line" is its row's number."""
+    kind = file_kind(path)
+    if kind in (".json", ".jsonl"):
+        return _jsonl_rows(path, columns, encoding)
+    if kind == ".parquet":
+        return _parquet_rows(path, columns)
+    return _table_rows(path, task, split, columns, delimiter="," if kind == ".csv" else "\t", quoting=quoting,
                        header=all(isinstance(c, str) for c in columns.values()), encoding=encoding)
 
 
@@ -154,10 +191,9 @@ def read_rows(path: Path, task: TaskSpec, split: str, columns: dict, quoting: in
 QUOTED_LINES = 100
 
 
-def _read_table(path: Path, task: TaskSpec, split: str, columns: dict, *, delimiter, quoting,
-                header, encoding: str) -> tuple[list, int]:
+def _table_rows(path: Path, task: TaskSpec, split: str, columns: dict, *, delimiter, quoting,
+                header, encoding: str) -> Iterator[tuple[int, dict | None]]:
     """Read a delimited file; `columns` maps our column to a header name or, without a header, an index."""
-    rows, skipped = [], 0
     try:
         with text_file(path, encoding, newline="") as f:
             reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
@@ -188,27 +224,25 @@ def _read_table(path: Path, task: TaskSpec, split: str, columns: dict, *, delimi
                 previous = reader.line_num
                 if not row or row == [""]:
                     continue  # a blank line, as at the end of some files
-                if len(row) < width:
-                    skipped += 1
-                    continue
-                rows.append((reader.line_num, {ours: row[i] for ours, i in positions.items()}))
+                yield reader.line_num, {ours: row[i] for ours, i in positions.items()} if len(row) >= width else None
     except csv.Error as e:
         raise GlueRunnerError(f"{path}:{reader.line_num + 1}: unreadable as "
                               f"{'TSV' if delimiter == chr(9) else 'CSV'} ({e})") from None
-    return rows, skipped
 
 
 def check_header(path: Path, header: list[str], wanted: list) -> None:
     """A header whose columns are separated by another character than the file's type says (a .tsv of commas,
     LibreOffice's semicolons), or that names a column it is asked for twice, is one clear error."""
-    separators = {",": "commas", ";": "semicolons", "\t": "tabs"}
-    if len(header) == 1 and not all(c in header for c in wanted):
+    separators, kind = {",": "commas", ";": "semicolons", "\t": "tabs"}, file_kind(path)
+    if kind in TEXT_KINDS and kind not in (".json", ".jsonl") and len(header) == 1 and \
+            not all(c in header for c in wanted):
         found = next((sep for sep in separators if sep in header[0]), None)
         if found:
             fix = {",": "rename it to .csv", "\t": "rename it to .tsv"}.get(found, "save it again with commas as the "
                                                                                "separator, or as tab-separated text (.tsv)")
-            raise GlueRunnerError(f"{path}: its columns are separated by {separators[found]} ({shown(header[0].split(found))}), "
-                                  f"not by {'tabs' if path.suffix == '.tsv' else 'commas'} as its name says; {fix}")
+            raise GlueRunnerError(f"{path}: its columns are separated by {separators[found]} "
+                                  f"({shown(header[0].split(found))}), not by {'tabs' if kind == '.tsv' else 'commas'} "
+                                  f"as its name says; {fix}")
     twice = sorted({c for c in wanted if isinstance(c, str) and header.count(c) > 1})
     if twice:
         raise GlueRunnerError(f"{path}:1: the header names column {shown(twice)} more than once; rename them so that "
@@ -220,14 +254,15 @@ def _json_array(path: Path) -> GlueRunnerError:
                            "df.to_json(path, orient='records', lines=True))")
 
 
-def _read_jsonl(path: Path, columns: dict, encoding: str) -> list:
-    rows = []
+def _jsonl_rows(path: Path, columns: dict, encoding: str) -> Iterator[tuple[int, dict]]:
+    first = True
     with text_file(path, encoding) as f:
         for line_num, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            if not rows and line.lstrip().startswith("["):
+            if first and line.lstrip().startswith("["):
                 raise _json_array(path)
+            first = False
             try:
                 record = json.loads(line)
             except (ValueError, RecursionError) as e:  # bad JSON, a number of 5000 digits, [[[[...]]]]
@@ -240,8 +275,38 @@ def _read_jsonl(path: Path, columns: dict, encoding: str) -> list:
                 raise GlueRunnerError(
                     f"{path}:{line_num}: missing key(s) {shown(missing)}; the record has "
                     f"{shown(list(record))}. Pass --text-columns/--label-column to name them")
-            rows.append((line_num, {ours: record[theirs] for ours, theirs in columns.items()}))
-    return rows
+            yield line_num, {ours: record[theirs] for ours, theirs in columns.items()}
+
+
+PARQUET_BATCH = 4096  # rows read from a Parquet file at a time
+
+
+def _parquet_file(path: Path):
+    import pyarrow
+    import pyarrow.parquet
+
+    try:
+        return pyarrow.parquet.ParquetFile(path)
+    except (pyarrow.ArrowException, OSError) as e:  # not Parquet, cut short, unreadable
+        raise GlueRunnerError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0]}); write it again "
+                              "(pandas: df.to_parquet(path))") from None
+
+
+def _parquet_rows(path: Path, columns: dict) -> Iterator[tuple[int, dict]]:
+    """A Parquet file's rows, read in batches, with the column checks a CSV's header gets."""
+    parquet = _parquet_file(path)
+    names = parquet.schema_arrow.names
+    missing = [c for c in columns.values() if c not in names]
+    if missing:
+        raise GlueRunnerError(f"{path}: missing column(s) {shown(missing)}; the file has {shown(names)}. Rename "
+                              "the columns, or for your own files pass --text-columns/--label-column")
+    wanted = list(dict.fromkeys(columns.values()))
+    row_num = 0
+    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH, columns=wanted):
+        values = batch.to_pydict()
+        for i in range(batch.num_rows):
+            row_num += 1
+            yield row_num, {ours: values[theirs][i] for ours, theirs in columns.items()}
 
 
 @contextmanager
@@ -249,15 +314,19 @@ def text_file(path: Path, encoding: str = "utf-8", **kwargs):
     """A data file opened as text in `encoding` (--encoding); one that starts with a UTF-16 byte-order
     mark (Excel's "Unicode text") as UTF-16 whatever it says. Failing to decode or read it is one
     clear error."""
+    opener = gzip.open if Path(path).suffix == ".gz" else open
     try:
-        with open(path, "rb") as f:
+        with opener(path, "rb") as f:
             utf16 = f.read(2) in UTF16_MARKS
         # utf-8-sig: MRPC's files start with a byte-order mark that would otherwise stick to the first name
-        with open(path, encoding="utf-16" if utf16 else "utf-8-sig" if is_utf8(encoding) else encoding, **kwargs) as f:
+        with opener(path, "rt", encoding="utf-16" if utf16 else "utf-8-sig" if is_utf8(encoding) else encoding,
+                    **kwargs) as f:
             yield f
     except UnicodeError:
         raise _not_utf8(path) if is_utf8(encoding) else GlueRunnerError(
             f"{path}: not {encoding} text; pass the --encoding it was saved in, or re-save it as UTF-8") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:  # not gzip, cut short, damaged
+        raise GlueRunnerError(f"{path}: not a complete gzip file ({e}); compress or copy it again") from None
     except OSError as e:  # a folder, no permission, ...
         raise GlueRunnerError(f"{path}: cannot be read ({e.strerror})") from None
 
@@ -273,7 +342,7 @@ def is_utf8(encoding: str) -> bool:
 
 def _not_utf8(path: Path) -> GlueRunnerError:
     # The decoder's error position is within its read buffer, not the file: find the place again.
-    raw = path.read_bytes()
+    raw = gzip.decompress(path.read_bytes()) if Path(path).suffix == ".gz" else path.read_bytes()
     try:
         raw.decode("utf-8-sig")
         return GlueRunnerError(f"{path}: not UTF-8 text; re-save the file as UTF-8")
@@ -293,7 +362,9 @@ def shown(values: list, limit: int = 8) -> str:
     return ", ".join(shown) + (f", … ({len(values)} in all)" if len(values) > limit else "")
 
 
-def to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int, reading: tuple) -> RawSplit:
+def to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int, reading: tuple,
+               fingerprint: str | None = None) -> RawSplit:
+    """Checked rows as a split; `fingerprint`: of where they came from, if not a file's (a dataset's split)."""
     data = {"idx": [], **{f: [] for f in task.text_fields}}
     has_labels = not split.startswith("test")
     if has_labels:
@@ -318,7 +389,8 @@ def to_dataset(rows: list, path: Path, task: TaskSpec, split: str, skipped: int,
                              datasets.Sequence(datasets.Value("float32"), length=task.num_labels) if task.multi_label
                              else datasets.ClassLabel(names=list(task.label_names)))
     dataset = datasets.Dataset.from_dict(data, features=datasets.Features(features))
-    return RawSplit(dataset, str(path), _file_fingerprint(path, f"{split}|{reading}"), skipped, empty=empty)
+    return RawSplit(dataset, str(path), fingerprint or _file_fingerprint(path, f"{split}|{reading}"), skipped,
+                    empty=empty)
 
 
 def _file_fingerprint(path: Path, split: str) -> str:
@@ -338,6 +410,13 @@ def _parse_text(value, field: str, path: Path, line_num: int) -> str:
         except UnicodeEncodeError:
             raise GlueRunnerError(f"{path}:{line_num}: {field} holds invalid Unicode (a lone surrogate)") from None
     raise GlueRunnerError(f"{path}:{line_num}: {field} is {shown([value])}, not text")
+
+
+def text_of(value, field: str, path: Path, line_num: int) -> str | None:
+    """A row's text, checked as training checks it, or None where it is empty (blank, or null in JSON or Parquet)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _parse_text(value, field, path, line_num)
 
 
 def _parse_index(value, position: int, path: Path, line_num: int) -> int:

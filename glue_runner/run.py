@@ -301,7 +301,7 @@ def write_results(cfg: RunConfig, task: TaskSpec, output_dir: Path, loaded: Load
                   files: dict, extras: Extras) -> None:
     """The saved model (--save-model), the run's files and the tables; then the checkpoints go."""
     if cfg.save_model:
-        save_model(loaded, output_dir / "model", extras.card(record, task))
+        save_model(loaded, output_dir / "model", extras.card(record, task), data.reading(task, cfg))
     results.write_run(output_dir, record, files)
     extras.written(Path(cfg.results_dir))
     # metrics.json now holds the result (and --save-model the weights): the checkpoints,

@@ -54,7 +54,11 @@ def configs_from_args(args: argparse.Namespace, grid=None) -> list[RunConfig]:
     common["model_name"] = common["model_name"] or name
     if args.smoke:  # only what no flag sets (a grid point sets its own below); cfg.resolved's recipe comes after
         common.update({k: v for k, v in SMOKE.items() if common[k] is None})
+    check_bounds(RunConfig(**common))  # before the data is read to find the tasks (a dataset by name is loaded)
     # --probe trains a head on each task's training data: all tasks but AX, which has none
+    if args.task and common["dataset_name"]:
+        raise GlueRunnerError("--dataset-name reads a task of your own from the dataset (its text and label columns, "
+                              "as from your files without --task); drop --task")
     names = [t.name for t in glue_tasks() if not (args.probe and t.predict_with)] \
         if args.task.strip().lower() == "all" else \
         parse_list(args.task, "task") if args.task else [""]
@@ -150,11 +154,12 @@ def check_tasks(common: dict, tasks: dict) -> None:
     columns = [flag(n) for n in OWN_DATA if OPTIONS[n].own_data == "files"
                and value_type(FIELDS[n]) is not Path and common[n] != FIELDS[n].default]
     task_files = [given for given in tasks if is_task_file(given)]
-    if columns and (task_files or not any(common[n] for n in OWN_DATA if value_type(FIELDS[n]) is Path)):
+    sources = any(common[n] for n in OWN_DATA if value_type(FIELDS[n]) is Path) or common["dataset_name"]
+    if columns and (task_files or not sources):
         raise GlueRunnerError(f"{', '.join(columns)} name{'s' if len(columns) == 1 else ''} columns of your own files, "
                               + (f"and your task file {task_files[0]} names its own; drop them" if task_files else
-                                 "but no --train-file, --validation-file or --test-file is given; drop them, or give "
-                                 "the files"))
+                                 "but no --train-file, --validation-file, --test-file or --dataset-name is given; "
+                                 "drop them, or give the data"))
     own_only = [name for name in OWN_DATA if OPTIONS[name].own_data == "labels" and common[name] is not None]
     glue = [task.name for task in tasks.values() if not task.own]
     if own_only and glue:
@@ -231,25 +236,13 @@ def check_data_present(configs: list[RunConfig]) -> None:
 
 
 def offline_if_unreachable(configs: list[RunConfig], console: Console) -> None:
-    """Without internet, the Hugging Face libraries retry for a minute before failing; when a run
-    needs the Hub and it does not answer, tell them to use their local cache at once (they read
-    this when they are imported, so it is done first). Behind a proxy a direct probe says nothing."""
-    import socket
-    from urllib.parse import urlparse
-
+    """When a run needs the Hub and it does not answer, the libraries use their local cache at once (data.went_offline)."""
     hub_model = any(not Path(c.model).expanduser().exists() for c in configs)
     hub_data = any(data.from_hub(data.task_for(c), c) for c in configs)
-    proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
-    if not (hub_model or hub_data) or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or proxied:
-        return
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    try:
-        socket.create_connection((endpoint.hostname, endpoint.port or (80 if endpoint.scheme == "http" else 443)),
-                                 timeout=3).close()
-    except OSError:
-        os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
-        console.print(f"[yellow]{endpoint.hostname} cannot be reached: models and data come from the local cache "
-                      "only[/]", highlight=False)
+    unreachable = (hub_model or hub_data) and data.went_offline()
+    if unreachable:
+        console.print(f"[yellow]{unreachable} cannot be reached: models and data come from the local cache only[/]",
+                      highlight=False)
 
 
 def quiet_libraries() -> None:

@@ -770,7 +770,8 @@ def run_cases(c: Census, group: str, cases: list[Case], base: Path, work: Path, 
             c.notes.append(f"UNEXPECTED ({group}) {case.name}: {problem}")
         c.add(group, f"{outcome}{' — UNEXPECTED: ' + '; '.join(problems) if problems else ''}  [{case.name}]"
                      f"{'  (' + case.note + ')' if case.note else ''}",
-              example=" ;; ".join(shown(argv) for argv in case.commands))
+              example=" ;; ".join(f"<{getattr(argv, 'said', 'a step')}>" if callable(argv) else shown(argv)
+                                  for argv in case.commands))
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -1119,6 +1120,7 @@ def put(name: str, content: str | bytes):
     """A step that (re)writes a file of the case's folder (an edit by hand, an export)."""
     def step(folder: Path) -> None:
         Path(folder, name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    step.said = f"write {name}"
     return step
 
 
@@ -1155,6 +1157,7 @@ def stopped_after_first_checkpoint(argv: list[str]):
         with mock.patch.object(results, "save_checkpoint", save):
             code, output = call_main([*argv, "--save-steps", "1"])
         return None if code == 130 else (code, output)  # stopped as meant: on to the next step
+    step.said = "run it, stopped after its first checkpoint"
     return step
 
 
@@ -1166,6 +1169,7 @@ def under_torchrun(argv: list[str], processes: int = 2):
                               capture_output=True, text=True, timeout=300,
                               env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
         return done.returncode, done.stdout + done.stderr
+    step.said = f"torchrun --nproc-per-node {processes}"
     return step
 
 
@@ -1173,6 +1177,7 @@ def edit_model(change):
     """A step: the case's copy of the model folder changed in place (a new export to the same path)."""
     def step(folder: Path) -> None:
         change(folder / "model")
+    step.said = f"change the model folder: {change.__name__}"
     return step
 
 
@@ -1252,6 +1257,7 @@ def ctrl_c_twice(argv: list[str], gap: float):
             time.sleep(gap)
         output = proc.communicate(timeout=120)[0]
         return (0 if proc.returncode == 130 and "Traceback" not in output else proc.returncode), output
+    step.said = f"Ctrl-C twice, {gap} s apart"
     return step
 
 

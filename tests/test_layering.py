@@ -15,7 +15,7 @@ LAYERS = {
     "settings": ["errors", "files", "config", "metrics", "glue_metric"],
     "core": ["tasks", "readers", "data", "fingerprints", "results", "model", "train", "defaults", "display", "scoring", "run"],
     "extras": ["layers", "probe", "fewshot", "adapt", "trackers", "model_card", "tables", "stats", "leaderboard", "compare",
-               "submission", "sweeps"],
+               "submission", "sweeps", "predict"],
     "top": ["session", "cli"],
 }
 LAYER_OF = {module: i for i, modules in enumerate(LAYERS.values()) for module in modules}
