@@ -32,7 +32,7 @@ from .errors import GlueRunnerError, Interrupted
 from .results import check_writable
 from .train import device_type
 from .session import (check_sweep, configs_from_args, parse_list, parse_shard, quiet_libraries, resolve_alias,
-                      run_all, without_unreachable)
+                      run_all)
 
 
 SUBCOMMAND_HELP = """other commands (each has its own --help):
@@ -136,9 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         configs = configs_from_args(args, grid)  # a bad flag value is said here, before anything loads
         bounds = sweeps.parse_bounds(args.expect, args.expect_file, [task_for(c) for c in configs]) \
             if args.expect or args.expect_file else []
-        check_sweep(configs, console)
-        if args.smoke and args.task.strip().lower() == "all":  # a task asked for by name is never left out
-            configs = without_unreachable(configs, console)
+        # a task asked for by name is never left out
+        configs = check_sweep(configs, console, smoke_all=args.smoke and args.task.strip().lower() == "all")
         quiet_libraries()
         outcomes = run_all(configs, console, grid, shard)
         if outcomes is None:

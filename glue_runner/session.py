@@ -168,11 +168,12 @@ def check_tasks(common: dict, tasks: dict) -> None:
                               "your files")
 
 
-def check_sweep(configs: list[RunConfig], console: Console) -> None:
+def check_sweep(configs: list[RunConfig], console: Console, smoke_all: bool = False) -> list[RunConfig]:
     """What can be checked for every run of the sweep before the libraries and any model load:
     the trackers it reports to are known and installed, the device it asks for is there, its data files
     are there, its folder (and --cache-dir) can be written and is not in use by another glue-run, your
-    own files' labels fit the task, and the Hub answers if it is needed. Says which runs are already done."""
+    own files' labels fit the task, and the Hub answers if it is needed. Says which runs are already done.
+    Returns the runs to make: with smoke_all (--task all --smoke), those the Hub's absence allows."""
     for report_to in {cfg.report_to for cfg in configs} - {"none"}:  # known names, installed packages
         trackers.check_installed(report_to)
     # only these can ask for a GPU that is not there (device_type loads torch, to look)
@@ -181,6 +182,8 @@ def check_sweep(configs: list[RunConfig], console: Console) -> None:
             device_type(cfg)
     check_data_present(configs)
     offline_if_unreachable(configs, console)  # before a run's identity asks the Hub which commit a model is at
+    if smoke_all:
+        configs = without_unreachable(configs, console)
     done = 0
     for cfg in configs:
         task = data.task_for(cfg)
@@ -214,6 +217,7 @@ def check_sweep(configs: list[RunConfig], console: Console) -> None:
     if outside:
         console.print(f"note: --output-dir {outside[0].output_dir} is outside --results-dir {outside[0].results_dir}, "
                       "so runs.md and the leaderboard there will not list it", highlight=False, soft_wrap=True)
+    return configs
 
 
 def check_data_present(configs: list[RunConfig]) -> None:

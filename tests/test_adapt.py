@@ -260,6 +260,8 @@ def test_ax_is_adapted_through_its_mnli_run(run_cli, monkeypatch):
     assert [(c.task, c.adapt_lm) for c in planned] == [("mnli", "task"), ("ax", "task")]
 
 
-def test_too_few_texts_with_words_is_an_error(run_cli, capsys):
-    assert run_cli(*FINE_TUNE, *ADAPT, "--max-train-samples", "1") == 2
+def test_too_few_texts_with_words_is_an_error(run_cli, tmp_path, capsys):
+    # two lines, but the second is a zero-width space the tokenizer drops: one text with words
+    (tmp_path / "texts.txt").write_text("some words here\n\u200b\u200b\n")
+    assert run_cli(*FINE_TUNE, "--adapt-lm", str(tmp_path / "texts.txt")) == 2
     assert "1 text(s) with words in them; at least 2 are needed" in capsys.readouterr().err

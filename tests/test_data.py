@@ -126,9 +126,9 @@ def test_own_files_csv_tsv_and_jsonl(tmp_path):
 
 
 def test_own_files_default_to_the_tasks_column_names(tmp_path):
-    train = write(tmp_path / "t.tsv", "sentence1\tsentence2\tlabel\na\tb\tentailment\n")
+    train = write(tmp_path / "t.tsv", "sentence1\tsentence2\tlabel\na\tb\tentailment\nc\td\tnot_entailment\n")
     _, splits = load("rte", train_file=train, validation_file=train)
-    assert splits["train"].dataset["label"] == [0]
+    assert splits["train"].dataset["label"] == [0, 1]
 
 
 @pytest.mark.parametrize("content, message", [
@@ -166,7 +166,7 @@ def test_hub_source_selects_the_task_columns(monkeypatch):
 
     def fake_load_dataset(path, name, cache_dir=None):
         assert (path, name) == ("nyu-mll/glue", "rte")
-        row = {"sentence1": ["a"], "sentence2": ["b"], "label": [1], "idx": [7], "extra": ["x"]}
+        row = {"sentence1": ["a", "c"], "sentence2": ["b", "d"], "label": [1, 0], "idx": [7, 8], "extra": ["x", "y"]}
         return datasets.DatasetDict({s: datasets.Dataset.from_dict(row) for s in ("train", "validation", "test")})
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)

@@ -53,7 +53,7 @@ def weights_per_epoch(model, train_set, cfg: RunConfig) -> list[dict[str, torch.
         return {name: p.detach().clone() for name, p in model.named_parameters()}
 
     seen = [snapshot()]
-    train(model, train_set, cfg, CPU, pad_id=0, on_epoch_end=lambda epoch: seen.append(snapshot()) or {},
+    train(model, train_set, cfg, CPU, pad_id=0, on_epoch_end=lambda epoch, last: seen.append(snapshot()) or {},
           schedule=layers.LayerSchedule(cfg))
     return seen
 

@@ -45,6 +45,9 @@ def test_all_tasks_smoke_offline_runs_every_bundled_task(run_cli, tmp_path, caps
         assert record["train"]["steps"] == spec.smoke.steps  # each task's own budget
         assert record["smoke"]["expected"] is spec.smoke.learns and record["smoke"]["learned"] is False
     assert "| smoke" in (tmp_path / "results" / "runs.md").read_text()  # the first of its notes
+    # again: every run is done, and the count is of the runs the sweep makes, not of those left out
+    assert run_cli("--task", "all", "--smoke", *FAST, data=False) == 3  # its verdict is read from the records
+    assert f"{len(BUNDLED)} of {len(BUNDLED)} run(s) already done" in " ".join(capsys.readouterr().err.split())
 
 
 def test_a_task_named_offline_is_not_skipped_but_says_why_it_cannot_load(run_cli, tmp_path, capsys, monkeypatch):

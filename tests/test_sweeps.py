@@ -224,7 +224,7 @@ def test_smoke_fills_only_the_settings_not_given_and_the_recipe_the_rest():
     cola = configs("--task", "cola", "--smoke")[0]
     assert (cola.max_train_samples, cola.max_eval_samples, cola.max_steps) == (256, 256, None)
     ran = settled(cola, task)  # CoLA's smoke budget of steps, and its recipe's 5e-5
-    assert (ran.max_steps, ran.learning_rate) == (task.smoke.steps, 5e-5) and task.smoke.steps > 8
+    assert (ran.max_steps, ran.learning_rate) == (task.smoke.steps, 5e-5)
     given = configs("--task", "cola", "--smoke", "--num-train-epochs", "2", "--max-train-samples", "64")[0]
     assert (given.max_train_samples, given.max_eval_samples, given.num_train_epochs) == (64, 256, 2.0)
     assert settled(given, task).max_steps == 0  # the epochs given, not the budget

@@ -15,9 +15,10 @@ from glue_runner.tasks import get_task
 from glue_runner.train import Runtime
 
 # MNLI: two dev sets, so two eval metrics (accuracy, accuracy_mm). 48 examples in batches of 8:
-# 6 optimizer steps per epoch, 12 in all.
+# 6 optimizer steps per epoch, 12 in all; 12 dev examples of each kind, so the 48 trained on in an epoch are
+# twice the dev set and each epoch is evaluated (run.EVAL_RATIO).
 ARGS = ["--task", "mnli", "--num-train-epochs", "2", "--batch-size", "8", "--learning-rate", "1e-3",
-        "--logging-steps", "4"]
+        "--logging-steps", "4", "--max-eval-samples", "12"]
 LOGGING_STEPS = [4, 6, 8, 12]  # every 4th step and each epoch's last
 
 
@@ -109,8 +110,8 @@ def test_save_model_writes_a_model_card_with_the_dev_results(run_cli):
     results_in_card = {(r.dataset_type, r.dataset_config, r.dataset_split, r.metric_type, r.metric_name, r.metric_value)
                        for r in card.data.eval_results}
     assert results_in_card == {
-        ("nyu-mll/glue", "mnli", "validation_matched", "accuracy", "accuracy", record["metrics"]["accuracy"]),
-        ("nyu-mll/glue", "mnli", "validation_mismatched", "accuracy", "accuracy_mm", record["metrics"]["accuracy_mm"])}
+        ("nyu-mll/glue", "mnli", "validation_matched[:12]", "accuracy", "accuracy", record["metrics"]["accuracy"]),
+        ("nyu-mll/glue", "mnli", "validation_mismatched[:12]", "accuracy", "accuracy_mm", record["metrics"]["accuracy_mm"])}
     metadata = metadata_load(path)
     assert metadata["model-index"][0]["name"] == "tiny-bert-finetuned-mnli"
     assert metadata["datasets"] == ["nyu-mll/glue"] and "base_model" not in metadata  # a local folder: no Hub id
