@@ -6,11 +6,13 @@ and to 0 for texts of two classes (mean squared error), then fit a logistic regr
 embeddings: 20 rounds of pairs make hundreds of training signals out of a few dozen labels. With 8 examples a
 class it beat fine-tuning by 16 points on average over their data sets; by 64 a class the gap closes.
 
-Here a text's embedding is what the classification model's last layer reads (BERT's pooled [CLS], the dense
-[CLS] layer of RoBERTa's and ELECTRA's heads, ...), and the regression's weights, the feature scaling folded
-in, become that layer's: the result is the task's classification model, saved, scored, predicted and loaded by
-transformers.pipeline as any fine-tuned one. The pairs train through the loop (train.py), so they checkpoint,
-resume exactly and report progress as fine-tuning does.
+Here a text's embedding is, as in SetFit, the mean of the encoder's last-layer token vectors, and the
+regression (its feature scaling folded in) becomes a linear head on that mean, saved beside the model as
+mean_pooled_head.safetensors: glue-run scores with it, and `glue-run predict` and `--model <saved folder>`
+read it. transformers.pipeline knows no such head and would use the untrained classifier, which the model card
+says. On SST-2 with 8 examples a class this scored 0.69 where writing the regression into the classifier that
+reads BERT's pooled [CLS] scored 0.57 (benchmarks/README.md, Few-shot). The pairs train through the loop
+(train.py), so they checkpoint, resume exactly and report progress as fine-tuning does.
 """
 
 from __future__ import annotations
@@ -23,8 +25,7 @@ import numpy as np
 
 from .config import RunConfig
 from .display import each, warning
-from .errors import GlueRunnerError
-from .model import LoadedModel, output_layer
+from .model import LoadedModel, MeanHead, mean_pooled
 from .probe import train_head
 from .run import DevScorer, Tracker
 from .tasks import TaskSpec
@@ -64,8 +65,8 @@ def make_pairs(labels: np.ndarray, multi_label: bool, seed: int) -> dict[str, li
 
 
 def pair_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The classification model as the loop trains it on pairs: each text's embedding (the input of its output
-    layer) for both texts, and their cosine similarity's squared error against 1 or 0 as the loss."""
+    """The classification model as the loop trains it on pairs: each text's embedding (model.mean_pooled) for
+    both texts, and their cosine similarity's squared error against 1 or 0 as the loss."""
     import torch
     import torch.nn.functional as F
 
@@ -75,23 +76,11 @@ def pair_model(model: torch.nn.Module) -> torch.nn.Module:
             self.model = model
 
         def forward(self, a: dict, b: dict, similarity: torch.Tensor):
-            ea, eb = embeddings(self.model, a).float(), embeddings(self.model, b).float()
+            ea, eb = mean_pooled(self.model, a).float(), mean_pooled(self.model, b).float()
             loss = F.mse_loss(F.cosine_similarity(ea, eb), similarity.float())
             return type("Output", (), {"loss": loss})
 
     return PairModel(model)
-
-
-def embeddings(model: torch.nn.Module, batch: dict) -> torch.Tensor:
-    """What the model's output layer reads for each example of the batch (the model runs whole; its head is a
-    matrix-vector product a row)."""
-    seen = []
-    hook = output_layer(model).register_forward_hook(lambda layer, args, output: seen.append(args[0]))
-    try:
-        model(**{k: v for k, v in batch.items() if k != "labels"})
-    finally:
-        hook.remove()
-    return seen[0]
 
 
 def pair_collate(texts):
@@ -106,15 +95,13 @@ def pair_collate(texts):
     return make
 
 
-def head_weights(task: TaskSpec, head, to_model: tuple[int, ...], width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The fitted head (StandardScaler, then a logistic regression, one per label, or a ridge regression) as the
-    output layer's weights and bias, in the model's output order: logits whose softmax (sigmoid per label) gives
-    the regression's probabilities. A class the training data lacked gets a bias that never wins."""
+def mean_head(task: TaskSpec, head, width: int) -> MeanHead:
+    """The fitted head (StandardScaler, then a logistic regression, one per label) as a MeanHead in the task's
+    label order: logits whose softmax (sigmoid per label) gives the regression's probabilities. A class the
+    training data lacked gets a bias that never wins."""
     scaler, fitted = head[0], head[-1]
-    weight, bias = np.zeros((len(to_model), width)), np.full(len(to_model), -30.0)
-    if task.regression:
-        rows = {0: (np.ravel(fitted.coef_), float(np.ravel(fitted.intercept_)[0]))}
-    elif task.multi_label:
+    weight, bias = np.zeros((task.num_labels, width)), np.full(task.num_labels, -30.0)
+    if task.multi_label:
         rows = {label: (np.ravel(e.coef_), float(e.intercept_[0])) for label, e in enumerate(fitted.estimators_)
                 if hasattr(e, "coef_")}  # a label never seen is a constant: never predicted
     elif len(fitted.classes_) == 2:  # one log-odds: the two classes' logits 0 and it
@@ -123,15 +110,14 @@ def head_weights(task: TaskSpec, head, to_model: tuple[int, ...], width: int) ->
     else:
         rows = {int(c): (fitted.coef_[k], float(fitted.intercept_[k])) for k, c in enumerate(fitted.classes_)}
     for label, (w, b) in rows.items():
-        out = 0 if task.regression else to_model[label]
-        weight[out] = w / scaler.scale_  # the scaling folded in: (x - mean) / scale
-        bias[out] = b - np.dot(w, scaler.mean_ / scaler.scale_)
-    return weight, bias
+        weight[label] = w / scaler.scale_  # the scaling folded in: (x - mean) / scale
+        bias[label] = b - np.dot(w, scaler.mean_ / scaler.scale_)
+    return MeanHead(weight, bias)
 
 
 class FewShot:
     """run.py's Fit for --few-shot (and the defaults, where a class has few examples): contrastive pairs through
-    the loop, then the regression head written into the model's output layer."""
+    the loop, then the regression as a head on the mean-pooled embedding (model.MeanHead)."""
 
     def check(self, config) -> None:
         pass
@@ -143,13 +129,8 @@ class FewShot:
     def fit(self, loaded: LoadedModel, scorer: DevScorer, tracker: Tracker, bar, output_dir: Path,
             resume_from: Path | None) -> TrainStats:
         import datasets
-        import torch
 
         task, cfg, rt = scorer.task, scorer.cfg, scorer.rt
-        if output_layer(loaded.model) is None:
-            raise GlueRunnerError(f"--few-shot writes its head into the model's output layer, and '{cfg.model}''s "
-                                  "classification head ends in no linear layer with an output per label; drop "
-                                  "--few-shot (or pass --no-few-shot) to fine-tune it")
         train_split = scorer.tokenized[task.train_split]
         labels = np.asarray(scorer.splits[task.train_split].dataset["label"])
         pairs = datasets.Dataset.from_dict(make_pairs(labels, task.multi_label, cfg.seed))
@@ -161,13 +142,8 @@ class FewShot:
         stats = train(pair_model(loaded.model), pairs, pair_cfg, rt, pad_id=scorer.pad_id,
                       report=each(bar.update, tracker.log_step), output_dir=output_dir, resume_from=resume_from,
                       log=warning(scorer.say), collate_fn=pair_collate(train_split), identity=scorer.identity)
-        x = predict(loaded.model, train_split, cfg, rt, pad_id=scorer.pad_id, read=embeddings,
+        x = predict(loaded.model, train_split, cfg, rt, pad_id=scorer.pad_id, read=mean_pooled,
                     on_batch=bar.scoring("training embeddings"))
-        head = train_head(task, x, labels)
-        layer = output_layer(loaded.model)
-        weight, bias = head_weights(task, head, loaded.labels.to_model, x.shape[1])
-        with torch.no_grad():
-            layer.weight.copy_(torch.as_tensor(weight, dtype=layer.weight.dtype))
-            if layer.bias is not None:
-                layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype))
+        loaded.head = mean_head(task, train_head(task, x, labels), x.shape[1])
+        loaded.labels = replace(loaded.labels, to_model=tuple(range(task.num_labels)))  # the head's order
         return replace(stats, history=[tracker.log_epoch(scorer.after_epoch(0, last=True))])

@@ -100,6 +100,57 @@ class LoadedModel:
     model: torch.nn.Module
     tokenizer: object
     labels: Labels
+    head: MeanHead | None = None  # --few-shot's: the outputs come from it, not from the model's own head
+
+    def logits(self, model: torch.nn.Module, batch: dict) -> torch.Tensor:
+        """The outputs for a batch (train.predict's `read`): the few-shot head's where there is one."""
+        return self.head.logits(model, batch) if self.head else model(**batch).logits
+
+
+@dataclass(frozen=True)
+class MeanHead:
+    """A linear head on the mean of the encoder's last-layer token vectors (--few-shot's, fewshot.py): logits =
+    weight @ mean + bias, in the task's label order. Saved beside the model as MEAN_HEAD, which glue-run and
+    glue-run predict read; transformers' own classes know no such head (the model card says so)."""
+    weight: np.ndarray  # (outputs, hidden)
+    bias: np.ndarray
+
+    def logits(self, model: torch.nn.Module, batch: dict) -> torch.Tensor:
+        import torch
+
+        pooled = mean_pooled(model, batch)
+        with torch.autocast(pooled.device.type, enabled=False):  # in float32, as float32_head says why
+            return torch.nn.functional.linear(pooled.float(), torch.as_tensor(self.weight, device=pooled.device).float(),
+                                              torch.as_tensor(self.bias, device=pooled.device).float())
+
+    def files(self) -> dict[str, bytes]:
+        from safetensors.numpy import save
+
+        return {MEAN_HEAD: save({"weight": self.weight.astype(np.float32), "bias": self.bias.astype(np.float32)})}
+
+    @classmethod
+    def saved_in(cls, folder: Path) -> MeanHead | None:
+        if not (Path(folder) / MEAN_HEAD).is_file():
+            return None
+        from safetensors.numpy import load_file
+
+        found = load_file(str(Path(folder) / MEAN_HEAD))
+        return cls(found["weight"], found["bias"])
+
+
+MEAN_HEAD = "mean_pooled_head.safetensors"
+
+
+def mean_pooled(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+    """The mean of the encoder's last-layer vectors over each example's real tokens (sentence-transformers' and
+    SetFit's embedding)."""
+    hidden = model.base_model(**{k: v for k, v in batch.items() if k != "labels"}).last_hidden_state
+    return token_mean(hidden, batch["attention_mask"])
+
+
+def token_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
 def _looks_like_path(name: str) -> bool:
@@ -198,7 +249,9 @@ def load_model(task: TaskSpec, cfg: RunConfig, say=lambda *a, **k: None, check=l
         say(f"[cyan]{cfg.model} was saved with the multi-label threshold {saved}; this run uses {cfg.threshold} "
             f"(pass --threshold {saved} to score it as it was)[/]", soft_wrap=True)
     float32_head(model)
-    return LoadedModel(model, tokenizer, Labels(task, to_model, cfg.threshold))
+    head = MeanHead.saved_in(Path(cfg.model).expanduser())  # a --few-shot model's: its outputs in the task's order
+    return LoadedModel(model, tokenizer, Labels(task, tuple(range(task.num_labels)) if head else to_model, cfg.threshold),
+                       head)
 
 
 def float32_head(model: torch.nn.Module) -> None:
@@ -421,4 +474,4 @@ def save_model(loaded: LoadedModel, folder: Path, card: str, reading: dict) -> N
     tokenizer.truncation_side = "left" if reading["truncation"] == "tail" else "right"
     # save_pretrained writes the init arguments' keys, each with the tokenizer's current value
     tokenizer.init_kwargs = {**tokenizer.init_kwargs, "truncation_side": tokenizer.truncation_side}
-    write_model(folder, loaded.model, tokenizer, {"README.md": card})
+    write_model(folder, loaded.model, tokenizer, {"README.md": card, **(loaded.head.files() if loaded.head else {})})

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import FIELDS, flag, names_path, option_of
+from .model import MEAN_HEAD
 from .readers import file_kind
 from .tasks import TaskSpec
 
@@ -165,8 +166,13 @@ def usage(record: dict, task: TaskSpec) -> list[str]:
     pair = len(task.text_fields) == 2
     call = 'classify({"text": first, "text_pair": second}' if pair else "classify(text"
     call += ", top_k=None)" if task.multi_label else ")"
-    lines = ["", "## How to use", "", "```bash", "glue-run predict --model <this folder> --input new.csv",
-             "```", "", "or with transformers:", "", "```python", "from transformers import pipeline", "",
+    lines = ["", "## How to use", "", "```bash", "glue-run predict --model <this folder> --input new.csv", "```"]
+    if cfg.get("few_shot") or (record.get("chosen") or {}).get("few_shot"):
+        return lines + ["", "This model was trained with few examples a class (`--few-shot`): its outputs come from a "
+                        "linear head on the mean of the encoder's last-layer token vectors, saved as "
+                        f"`{MEAN_HEAD}`. glue-run reads it; transformers' classes do not, so a pipeline on this "
+                        "folder would use the classification head it was loaded with, which was never trained."]
+    lines += ["", "or with transformers:", "", "```python", "from transformers import pipeline", "",
              'classify = pipeline("text-classification", model="<this folder>", truncation=True)',
              call + (f"  # the labels scored above {record['details']['threshold']['value']:g}, the run's threshold"
                      if task.multi_label and record.get("details", {}).get("threshold") else ""),

@@ -206,7 +206,7 @@ def predicted(loaded: LoadedModel, task: TaskSpec, cfg: RunConfig, rt, rows: lis
     encoded = data.encode(loaded.tokenizer, [[texts[i][k] for i in present] for k in range(len(task.text_fields))],
                           cfg.max_seq_length, cfg.truncation)
     dataset = check_inputs(loaded, task, {"input": datasets.Dataset.from_dict(encoded)})["input"]
-    logits = predict(loaded.model, dataset, cfg, rt, pad_id=loaded.tokenizer.pad_token_id or 0)
+    logits = predict(loaded.model, dataset, cfg, rt, pad_id=loaded.tokenizer.pad_token_id or 0, read=loaded.logits)
     labels = loaded.labels
     if labels.regression:
         for i, score in zip(present, logits[:, 0]):

@@ -25,7 +25,7 @@ from .config import RunConfig
 from .data import cache_folder
 from .errors import GlueRunnerError
 from .files import write_atomic
-from .model import LoadedModel
+from .model import LoadedModel, token_mean
 from .run import DevScorer, Tracker
 from .tasks import TaskSpec
 from .train import Runtime, TrainStats, predict
@@ -39,8 +39,7 @@ def pooled(model: torch.nn.Module, batch: dict) -> torch.Tensor:
     import torch
 
     hidden = model.base_model(**{k: v for k, v in batch.items() if k != "labels"}).last_hidden_state
-    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-    return torch.cat([hidden[:, 0], (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)], dim=1)
+    return torch.cat([hidden[:, 0], token_mean(hidden, batch["attention_mask"])], dim=1)
 
 
 def features(model: torch.nn.Module, dataset, split: str, cfg: RunConfig, rt: Runtime, pad_id: int,

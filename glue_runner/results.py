@@ -270,9 +270,9 @@ def in_use(folder: Path) -> InUse:
                  "another --output-dir or --results-dir")
 
 
-def write_model(folder: Path, model, tokenizer, files: dict[str, str], state_dict: dict | None = None) -> None:
+def write_model(folder: Path, model, tokenizer, files: dict[str, str | bytes], state_dict: dict | None = None) -> None:
     """A model folder: save_pretrained's model (state_dict: what to save instead of the model's own) and
-    tokenizer, with `files` (name -> text) beside them, written beside the folder and renamed into place."""
+    tokenizer, with `files` (name -> text, or bytes) beside them, written beside the folder and renamed into place."""
     folder = Path(folder)
     tmp = folder.with_name(f".{folder.name}.tmp")
     with disk_errors(str(folder), "The run's results were not written", "run the same command again to finish the run",
@@ -282,7 +282,10 @@ def write_model(folder: Path, model, tokenizer, files: dict[str, str], state_dic
             model.save_pretrained(tmp, state_dict=state_dict)
             tokenizer.save_pretrained(tmp)
             for name, text in files.items():
-                (tmp / name).write_text(text, encoding="utf-8", errors="backslashreplace")  # names not UTF-8
+                if isinstance(text, bytes):
+                    (tmp / name).write_bytes(text)
+                else:
+                    (tmp / name).write_text(text, encoding="utf-8", errors="backslashreplace")  # names not UTF-8
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)  # a half-written model folder is of no use to anyone
             raise

@@ -343,6 +343,7 @@ class DevScorer:
         if self.outputs:
             return self.outputs(split)
         return predict(self.loaded.model, self.tokenized[split], self.cfg, self.rt, pad_id=self.pad_id,
+                       read=self.loaded.logits,
                        on_batch=self.bar.scoring(split))
 
     def predict(self, split: str) -> np.ndarray:
