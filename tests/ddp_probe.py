@@ -55,9 +55,9 @@ def train(model, *args, **kwargs):
     return stats
 
 
-def predict(model, dataset, cfg, rt, *, pad_id, on_batch=None):
-    gathered = real_predict(model, dataset, cfg, rt, pad_id=pad_id, on_batch=on_batch)
-    alone = real_predict(model, dataset, cfg, Runtime(rt.device, amp_dtype=rt.amp_dtype), pad_id=pad_id)
+def predict(model, dataset, cfg, rt, *, pad_id, on_batch=None, **read):
+    gathered = real_predict(model, dataset, cfg, rt, pad_id=pad_id, on_batch=on_batch, **read)
+    alone = real_predict(model, dataset, cfg, Runtime(rt.device, amp_dtype=rt.amp_dtype), pad_id=pad_id, **read)
     report["predictions"].append({"rows": len(dataset), "equal_to_one_process": bool(np.array_equal(gathered, alone))})
     return gathered
 
