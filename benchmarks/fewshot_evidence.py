@@ -36,6 +36,8 @@ each method alike:
                never glue-runner's), its defaults and the paper's 20 pair iterations, the same body
     defaults   glue-run --model M --train-file T --validation-file D --seed S: what a newcomer's first run does
     finetune   the same with --no-few-shot: plain fine-tuning, whatever the examples per class
+    fewshot    the same with --few-shot: the few-shot recipe, whatever the examples per class (where the defaults
+               fine-tune, what they would have scored had they not)
 
 glue-run's runs go to <out>/runs/<method> (a folder per method: in one, a defaults and a finetune run of the
 same file and seed would share a folder name, told apart only by glue-run's identity hash), their scores read
@@ -74,7 +76,7 @@ from defaults_evidence import DEV_ROWS, corpora, write_csv
 HERE = Path(__file__).resolve().parent
 SCORE = {"sst2": "accuracy", "emotions": "f1_macro", "mrpc": "f1_macro"}
 # glue-run's flags per method beside the data, the model and the seed; setfit is not glue-run
-GLUE_RUN_FLAGS = {"defaults": [], "finetune": ["--no-few-shot"]}
+GLUE_RUN_FLAGS = {"defaults": [], "finetune": ["--no-few-shot"], "fewshot": ["--few-shot"]}
 METHODS = ("setfit", *GLUE_RUN_FLAGS)
 # Demszky et al. (2020), GoEmotions' ekman_mapping.json, and neutral
 EKMAN = {"anger": ["anger", "annoyance", "disapproval"], "disgust": ["disgust"], "fear": ["fear", "nervousness"],
