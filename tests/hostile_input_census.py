@@ -728,9 +728,14 @@ def lost_since(before: dict[str, bytes], rows_before: dict, folder: Path, allowe
 
 def run_cases(c: Census, group: str, cases: list[Case], base: Path, work: Path, replace: dict) -> None:
     cwd = os.getcwd()
+    # each case in a fresh copy of the base at the path the base ran in: a run's identity holds its files'
+    # paths (and own files alone in a folder name their task after it: news/train.csv is news)
+    pristine = base.with_name(f"{base.name}-pristine")
+    base.rename(pristine)
     for case in cases:
-        folder = Path(tempfile.mkdtemp(dir=work, prefix=f"{group}-"))
-        shutil.copytree(base, folder, dirs_exist_ok=True)
+        folder = base
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(pristine, folder)
         if case.setup:
             case.setup(folder)
         where, problems, output = {**replace, str(folder): "ROOT"}, [], ""
@@ -1244,7 +1249,8 @@ def changes_census(c: Census, work: Path, model: Path, glue: Path) -> None:
 
 def ctrl_c_twice(argv: list[str], gap: float):
     """A step: glue-run in a process of its own, given Ctrl-C twice, `gap` seconds apart, once it has a
-    checkpoint; stopping with 130 and no traceback counts as done."""
+    checkpoint; stopping with 130 and no traceback counts as done (what it says depends on where the second
+    signal lands: "stopped by SIGINT" after the step, "interrupted" at once)."""
     def step(folder: Path):
         proc = subprocess.Popen([sys.executable, "-m", "glue_runner.cli", *argv], cwd=folder, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -1357,7 +1363,7 @@ def round4_census(c: Census, work: Path, model: Path, glue: Path) -> None:
         Case("glue-run leaderboard on an empty folder", [leaderboard_of_an_empty_folder], "error", check=stays_empty,
              mentions=("no finished runs",)),
         *[Case(f"Ctrl-C twice, {gap * 1000:.0f} ms apart, while training", [ctrl_c_twice(
-            [*glue_run, "--num-train-epochs", "3", "--save-steps", "1", "--seed", "7"], gap)], "done", says=("stopped",))
+            [*glue_run, "--num-train-epochs", "3", "--save-steps", "1", "--seed", "7"], gap)], "done")
           for gap in (0.0, 0.01, 0.05, 0.2)],
     ]
     run_cases(c, "round4", cases, base, work, {str(model): "MODEL", str(glue): "GLUE", str(cache): "CACHE",
