@@ -28,7 +28,7 @@ from . import data, defaults, results
 from .config import RunConfig
 from .display import ProgressBar, baseline_warning, each, metrics_table, per_label_table, smoke_line, warning
 from .errors import GlueRunnerError, Interrupted
-from .model import LoadedModel, check_inputs, load_model, save_model
+from .model import MEAN_HEAD, LoadedModel, check_inputs, load_model, save_model
 from .scoring import Baseline, Evaluation, baseline, confusion_files, prediction_files, score, smoke_verdict
 from .tasks import TaskSpec, get_task
 from .train import (AllLayers, Runtime, StepReport, StopRequest, TrainStats, predict, seed_everything, setup_runtime,
@@ -106,6 +106,12 @@ class FineTune:
         task, cfg = scorer.task, scorer.cfg
         if not task.train_split:
             return None
+        if loaded.head and (cfg.num_train_epochs or cfg.max_steps):
+            raise GlueRunnerError(
+                f"{cfg.model} was trained with --few-shot: its outputs come from {MEAN_HEAD}, a head on the mean "
+                "of its token vectors that fine-tuning does not train (it trains the classifier it was loaded "
+                "with). Pass --few-shot to train it further as it was, --num-train-epochs 0 to score it as it is, "
+                "or glue-run predict to predict with it")
 
         def on_epoch_end(epoch: int, last: bool) -> dict | None:
             record = scorer.after_epoch(epoch, last)

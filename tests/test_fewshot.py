@@ -87,7 +87,7 @@ def test_the_mean_head_is_saved_and_read_back(tmp_path):
 
 # ---- end to end ----------------------------------------------------------------------
 
-def test_few_shot_trains_saves_its_head_beside_the_model_and_resumes_exactly(run_cli, tmp_path, monkeypatch):
+def test_few_shot_trains_saves_its_head_beside_the_model_and_resumes_exactly(run_cli, tmp_path, monkeypatch, capsys):
     from glue_runner import results
     from glue_runner.cli import main
 
@@ -105,6 +105,15 @@ def test_few_shot_trains_saves_its_head_beside_the_model_and_resumes_exactly(run
         predicted = [row["prediction"] for row in csv.DictReader(f)]
     rows = Path("whole/predictions_validation.tsv").read_text().splitlines()[1:]
     assert predicted == [r.split("\t")[1] for r in rows]
+    # scored as it is, the saved model is the run's model; fine-tuning would train a classifier it never reads
+    data = [*own(tmp_path), "--no-bf16"]
+    assert run_cli(*data, "--model", "whole/model", "--num-train-epochs", "0", "--output-dir", "scored",
+                   data=False, model=False) == 0
+    assert json.loads(Path("scored/metrics.json").read_text())["metrics"] == record["metrics"]
+    capsys.readouterr()
+    assert run_cli(*data, "--model", "whole/model", "--no-few-shot", "--output-dir", "tuned", data=False,
+                   model=False) == 2
+    assert "was trained with --few-shot" in " ".join(capsys.readouterr().err.split())
 
     real = results.save_checkpoint
 
