@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fixtures import reviews_csv
+from test_checkpoint import crash_after
 from glue_runner import fewshot, model
 from glue_runner.probe import head_logits, train_head
 from glue_runner.tasks import TaskSpec
@@ -88,7 +89,6 @@ def test_the_mean_head_is_saved_and_read_back(tmp_path):
 # ---- end to end ----------------------------------------------------------------------
 
 def test_few_shot_trains_saves_its_head_beside_the_model_and_resumes_exactly(run_cli, tmp_path, monkeypatch, capsys):
-    from glue_runner import results
     from glue_runner.cli import main
 
     # float32: the run and predict batch the texts differently, and bf16 could round a near tie either way
@@ -115,14 +115,7 @@ def test_few_shot_trains_saves_its_head_beside_the_model_and_resumes_exactly(run
                    model=False) == 2
     assert "was trained with --few-shot" in " ".join(capsys.readouterr().err.split())
 
-    real = results.save_checkpoint
-
-    def dies(*args, **kwargs):
-        real(*args, **kwargs)
-        raise SystemExit("stopped")
-
-    with monkeypatch.context() as m, pytest.raises(SystemExit):
-        m.setattr(results, "save_checkpoint", dies)
+    with crash_after(monkeypatch, 1):
         run_cli(*flags, "--output-dir", "stopped", data=False)
     assert run_cli(*flags, "--output-dir", "stopped", data=False) == 0
     resumed = json.loads(Path("stopped/metrics.json").read_text())

@@ -5,13 +5,13 @@ new run (beside the old one, said in one line), and a checkpoint made from other
 import json
 import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file, save_file
 
 from fixtures import reviews_csv
+from test_checkpoint import crash_after  # the run stops (Ctrl-C, a full disk, a preemption) after a checkpoint
 from glue_runner import files, fingerprints, results
 
 FAST = ["--num-train-epochs", "1", "--batch-size", "8", "--learning-rate", "1e-3"]
@@ -35,20 +35,6 @@ def finished() -> list[Path]:
 
 def err(capsys) -> str:
     return " ".join(capsys.readouterr().err.split())
-
-
-@contextmanager
-def dies_after_its_first_checkpoint(monkeypatch):
-    """The run stops (Ctrl-C, a full disk, a preemption) just after its first checkpoint."""
-    real_save = results.save_checkpoint
-
-    def save(*args, **kwargs):
-        real_save(*args, **kwargs)
-        raise SystemExit("stopped")
-
-    with monkeypatch.context() as m, pytest.raises(SystemExit):
-        m.setattr(results, "save_checkpoint", save)
-        yield
 
 
 @pytest.mark.parametrize("edited", ["train", "dev"])
@@ -98,7 +84,7 @@ def test_other_weights_in_the_same_model_folder_are_a_new_run(run_cli, tiny_bert
 
 def test_a_checkpoint_made_from_other_data_is_not_resumed(run_cli, tmp_path, capsys, monkeypatch):
     train, dev = write_reviews(tmp_path / "reviews")
-    with dies_after_its_first_checkpoint(monkeypatch):
+    with crash_after(monkeypatch, 1):
         run_cli(*own(train, dev), "--save-steps", "1", data=False)
     [checkpoint] = Path("results/runs").rglob("checkpoint-*")
     train.write_text(train.read_text().replace(",neg\n", ",pos\n", 2))
@@ -108,7 +94,7 @@ def test_a_checkpoint_made_from_other_data_is_not_resumed(run_cli, tmp_path, cap
     assert f"the checkpoints in {checkpoint.parent} were made from other inputs ({train.resolve()} changed)" in said
     assert "the run starts over" in said and "resuming" not in said
     assert finished() == [checkpoint.parent / "metrics.json"]  # its folder, taken over: the stale checkpoint is gone
-    with dies_after_its_first_checkpoint(monkeypatch):  # with the same data it resumes
+    with crash_after(monkeypatch, 1):  # with the same data it resumes
         run_cli(*own(train, dev), "--save-steps", "1", "--seed", "7", data=False)
     capsys.readouterr()
     assert run_cli(*own(train, dev), "--seed", "7", data=False) == 0
@@ -117,7 +103,7 @@ def test_a_checkpoint_made_from_other_data_is_not_resumed(run_cli, tmp_path, cap
 
 def test_resume_refuses_a_checkpoint_made_from_other_data(run_cli, tmp_path, capsys, monkeypatch):
     train, dev = write_reviews(tmp_path / "reviews")
-    with dies_after_its_first_checkpoint(monkeypatch):
+    with crash_after(monkeypatch, 1):
         run_cli(*own(train, dev), "--save-steps", "1", data=False)
     dev.write_text(dev.read_text().replace(",neg\n", ",pos\n", 1))
     capsys.readouterr()
