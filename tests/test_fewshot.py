@@ -12,7 +12,7 @@ import pytest
 from fixtures import reviews_csv
 from test_checkpoint import crash_after
 from glue_runner import fewshot, model
-from glue_runner.probe import head_logits, train_head
+from glue_runner.probe import head_logits
 from glue_runner.tasks import TaskSpec
 
 FAST = ["--num-train-epochs", "1", "--batch-size", "8"]
@@ -60,7 +60,7 @@ def test_the_mean_head_gives_the_regressions_outputs(problem, y, monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.normal(2.0, 3.0, (20, 6))
     spec = task(problem, ("a", "b") if problem == "single_label" and y.max() == 1 else ("a", "b", "c"))
-    head = train_head(spec, x, y)
+    head = fewshot.fit_head(spec, x, y)
     mean_head = fewshot.mean_head(spec, head, x.shape[1])
     # the head on the embeddings x, as the encoder would give them
     monkeypatch.setattr(model, "mean_pooled", lambda encoder, batch: torch.as_tensor(x, dtype=torch.bfloat16))
