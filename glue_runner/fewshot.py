@@ -1,4 +1,4 @@
-"""Few examples a class (--few-shot): SetFit's recipe on glue-runner's loop, ending in the tuned encoder and a linear head.
+"""Few examples a class (--few-shot): SetFit's recipe on glue-runner's loop; a tuned encoder and a linear head.
 
 Tunstall et al. (2022, "Efficient Few-Shot Learning Without Prompts") first fine-tune the encoder contrastively
 on pairs of training texts, pulling the cosine similarity of their embeddings to 1 for two texts of one class
