@@ -241,8 +241,8 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
     collate_fn makes a micro-batch as `collate` does (adapt.py's masks tokens, drawing from the
     RNGs that checkpoints save, so a resumed run draws what an uninterrupted one would).
 
-    With output_dir, a checkpoint is saved every cfg.save_steps steps, at each epoch end but the
-    last's and on SIGINT/SIGTERM; resume_from continues from one exactly (same batches, same dropout).
+    With output_dir, a checkpoint is saved every cfg.save_steps steps and at the end of each epoch
+    on_epoch_end evaluated (none after the last: the results come next), and on SIGINT/SIGTERM; resume_from continues from one exactly (same batches, same dropout).
     log(text) gets the loop's warnings as plain text (a stop heard, smaller passes after an
     out-of-memory); how they look is the caller's business. schedule: which parameters train in
     each epoch, and at what depth (default: all, at one rate). identity: what the checkpoints record
@@ -303,11 +303,13 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
             if record:
                 pos.history.append(record)
             state.clock = time.perf_counter()  # evaluation time is not training time
-            # after the last epoch the results are written next: a checkpoint then (an optimizer's state, three
-            # times the weights) would be deleted unread, and on a smoke subset took longer than an epoch
+            # a checkpoint (the weights and an optimizer's state, three times their size) where the epoch was
+            # evaluated, or --save-steps says: on a few hundred examples scored every few epochs, saving after
+            # each took longer than the epochs; none after the last, whose results are written next
+            due = record or not on_epoch_end or (cfg.save_steps and pos.step % cfg.save_steps == 0)
             stopping = stop.requested(rt, True)
             saved = save_checkpoint(state, base, cfg, rt, output_dir, identity) \
-                if epoch + 1 < epochs or stopping else None
+                if (due and epoch + 1 < epochs) or stopping else None
             if stopping:
                 raise stopped(stop, pos, saved, rt)
     check_health(state, cfg)

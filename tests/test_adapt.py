@@ -140,7 +140,8 @@ def test_the_same_command_again_skips_the_run(run_cli, tmp_path, loads, capsys):
 
 
 def test_a_finished_adaptation_is_not_redone_when_fine_tuning_resumes(run_cli, tmp_path, loads, monkeypatch):
-    args = [*FINE_TUNE, *ADAPT, "--save-model", "--max-train-samples", "24", "--num-train-epochs", "2"]
+    args = [*FINE_TUNE, *ADAPT, "--save-model", "--max-train-samples", "24", "--num-train-epochs", "2",
+            "--max-eval-samples", "12"]  # each epoch evaluated (run.EVAL_RATIO), so each but the last saves
     assert run_cli(*args, "--output-dir", "reference") == 0
     expected = record(tmp_path / "reference")
     # the adaptation saves 2 checkpoints (at the end of each epoch but its last), then fine-tuning its first

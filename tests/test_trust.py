@@ -373,13 +373,14 @@ def test_a_full_disk_while_saving_a_checkpoint(run_cli, monkeypatch, capsys):
         return real(obj, path, *a, **k)
 
     monkeypatch.setattr(torch, "save", save)
-    assert run_cli("--task", "rte", *FAST, "--save-steps", "1", "--output-dir", "run") == 2
+    two = [*FAST, "--num-train-epochs", "2", "--save-steps", "1"]  # saves at steps 1 and 2
+    assert run_cli("--task", "rte", *two, "--output-dir", "run") == 2
     err = err_of(capsys)
     assert "could not write run/checkpoint-2: No space left on device" in err
     assert "The newest complete checkpoint is still checkpoint-1. Free some space, then run the same command again" in err
     assert [p.name for p in Path("run").iterdir()] == ["checkpoint-1"]  # no half-written folder beside it
     monkeypatch.setattr(torch, "save", real)
-    assert run_cli("--task", "rte", *FAST, "--save-steps", "1", "--output-dir", "run") == 0
+    assert run_cli("--task", "rte", *two, "--output-dir", "run") == 0
     assert "resuming from run/checkpoint-1" in err_of(capsys)
 
 
@@ -405,7 +406,7 @@ def test_a_full_disk_as_the_libraries_report_it(run_cli, monkeypatch, capsys, mo
     import importlib
 
     monkeypatch.setattr(importlib.import_module(module), name, fail)
-    assert run_cli("--task", "rte", *FAST, "--output-dir", "run") == 2
+    assert run_cli("--task", "rte", *FAST, "--save-steps", "1", "--output-dir", "run") == 2
     err = err_of(capsys)
     assert "error: could not write run/checkpoint-" in err and said in err and "Traceback" not in err
     assert not Path("run").exists()  # nothing of the run's was complete: its folder goes too
@@ -420,7 +421,7 @@ def test_a_full_disk_while_saving_the_model_leaves_no_half_folder(run_cli, monke
         _safetensors_full()
 
     monkeypatch.setattr(PreTrainedModel, "save_pretrained", save_pretrained)
-    assert run_cli("--task", "rte", *FAST, "--save-model", "--output-dir", "run") == 2
+    assert run_cli("--task", "rte", *FAST, "--save-steps", "1", "--save-model", "--output-dir", "run") == 2
     assert "could not write run/model: No space left on device. The run's results were not written" in err_of(capsys)
     assert not Path("run/model").exists() and not Path("run/.model.tmp").exists()
     assert not Path("run/metrics.json").exists() and results.list_checkpoints(Path("run"))
@@ -436,11 +437,11 @@ def test_a_full_disk_while_writing_the_results_leaves_no_half_result(run_cli, mo
 
     with monkeypatch.context() as m:
         m.setattr(results, "stage", staged)
-        assert run_cli("--task", "rte", *FAST, "--output-dir", "run") == 2
+        assert run_cli("--task", "rte", *FAST, "--save-steps", "1", "--output-dir", "run") == 2
     assert "could not write the results of run: No space left on device" in err_of(capsys)
     assert not list(Path("run").glob("predictions_*")) and not Path("run/metrics.json").exists()
     assert results.list_checkpoints(Path("run"))  # kept: the same command finishes the run from it
-    assert run_cli("--task", "rte", *FAST, "--output-dir", "run") == 0
+    assert run_cli("--task", "rte", *FAST, "--save-steps", "1", "--output-dir", "run") == 0
     assert Path("run/metrics.json").is_file() and Path("run/predictions_validation.tsv").is_file()
 
 
