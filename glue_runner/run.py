@@ -366,18 +366,22 @@ class DevScorer:
         return {name: split for name, split in self.splits.items() if name in self.tokenized}
 
     @property
-    def every(self) -> int:
+    def every(self) -> int | None:
         """Evaluate every this many epochs (and after the last): once the training since the last evaluation has
         seen EVAL_RATIO times the dev examples. Scoring an example costs about a third of training on it, so
         evaluation takes at most a seventh of the time: on GLUE's training sets every epoch, on a few dozen
         examples with a dev set of hundreds only at the end (16 examples for 20 epochs were once 20 evaluations
-        of 500). A function of the sizes alone, so a resumed run evaluates where an uninterrupted one did."""
+        of 500). A function of the sizes alone, so a resumed run evaluates where an uninterrupted one did.
+        None, after the last epoch only: a --smoke run, which exists for its verdict (its scores along the way,
+        and the checkpoints saved with them, were a third of a smoke run's time)."""
+        if self.cfg.smoke:
+            return None
         dev = sum(len(self.tokenized[s]) for s in self.task.eval_splits if s in self.tokenized)
         train = len(self.tokenized[self.task.train_split]) if self.task.train_split else 0
         return max(1, math.ceil(EVAL_RATIO * dev / train)) if train else 1
 
     def after_epoch(self, epoch: int, last: bool) -> dict | None:
-        if not last and (epoch + 1) % self.every:
+        if not last and (self.every is None or (epoch + 1) % self.every):
             return None
         self.latest = self.evaluate()
         metrics = self.latest.metrics
@@ -416,7 +420,7 @@ def start_or_resume(cfg: RunConfig, task: TaskSpec, output_dir: Path, rt: Runtim
 
 
 def make_record(cfg: RunConfig, task: TaskSpec, rt: Runtime, splits: dict, tokenized: dict, evaluation: Evaluation,
-                stats: TrainStats | None, trivial: Baseline | None, evaluated_every: int) -> dict:
+                stats: TrainStats | None, trivial: Baseline | None, evaluated_every: int | None) -> dict:
     """What metrics.json holds: the scores and everything needed to reproduce and compare them."""
     metrics = evaluation.metrics
     return {
