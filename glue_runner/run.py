@@ -135,7 +135,7 @@ class Extras:
     card: Callable[[dict, TaskSpec], str]
     written: Callable[[Path], object]
     before: Callable[..., dict] | None = None
-    few_shot: Fit | None = None  # fewshot.py's, where the defaults may choose it (--few-shot unset)
+    few_shot: Fit | None = None  # fewshot.py's, where --few-shot or the defaults choose it (Chosen.few_shot)
 
 
 # ---- one run ---------------------------------------------------------------

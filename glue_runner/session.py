@@ -262,11 +262,11 @@ def quiet_libraries() -> None:
 def extras_for(cfg: RunConfig) -> Extras:
     """The run's hooks (run.Extras), from its settings: only what a flag asks for is called."""
     layer_flags = cfg.layer_lr_decay or cfg.freeze_layers or cfg.gradual_unfreezing
-    return Extras(fit=Probe() if cfg.probe else FewShot() if cfg.few_shot else
-                  FineTune(LayerSchedule(cfg) if layer_flags else AllLayers()),
+    return Extras(fit=Probe() if cfg.probe else FineTune(LayerSchedule(cfg) if layer_flags else AllLayers()),
                   tracker=trackers.start if cfg.report_to != "none" else no_tracker, card=model_card.text, written=tables.update_tables,
                   before=adapt.adapt_first if cfg.adapt_lm else None,
-                  few_shot=FewShot() if cfg.few_shot is None and not cfg.probe else None)  # the defaults may choose it
+                  # where --few-shot or the defaults choose it (defaults.Chosen.few_shot)
+                  few_shot=None if cfg.probe or cfg.few_shot is False else FewShot())
 
 
 POLL_SECONDS = 2.0  # a worker left with only runs other workers hold looks again this often

@@ -11,7 +11,7 @@ import pytest
 
 from fixtures import reviews_csv
 from test_checkpoint import crash_after
-from glue_runner import fewshot, model
+from glue_runner import defaults, fewshot, model
 from glue_runner.probe import head_logits
 from glue_runner.tasks import TaskSpec
 
@@ -133,14 +133,24 @@ def test_the_defaults_choose_few_shot_for_few_examples_a_class(run_cli, tmp_path
     record = json.loads(Path("run/metrics.json").read_text())
     assert bool((record.get("chosen") or {}).get("few_shot")) is few_shot
     said = " ".join(capsys.readouterr().err.split())
-    assert ("few-shot: 8 training examples a class, at most 32" in said) is few_shot
+    assert (f"few-shot: 8 training examples a class, at most {defaults.FEW_SHOT_UP_TO}" in said) is few_shot
 
 
 def test_many_examples_a_class_and_glue_tasks_fine_tune(run_cli, tmp_path):
-    assert run_cli(*own(tmp_path, rows=80), *FAST, "--output-dir", "many", data=False) == 0  # 40 a class
+    many = 2 * (defaults.FEW_SHOT_UP_TO + 1)  # one more a class than the few-shot recipe takes; no flags
+    assert run_cli(*own(tmp_path, rows=many), "--output-dir", "many", data=False) == 0
     assert run_cli("--task", "rte", *FAST, "--max-train-samples", "16", "--output-dir", "glue") == 0
     for folder in ("many", "glue"):
         assert not (json.loads(Path(folder, "metrics.json").read_text()).get("chosen") or {}).get("few_shot")
+
+
+def test_few_shot_asked_for_says_so_and_fits_no_fine_tuning_setting(run_cli, tmp_path, capsys):
+    assert run_cli(*own(tmp_path, rows=2 * (defaults.FEW_SHOT_UP_TO + 1)), "--few-shot", "--output-dir", "run",
+                   data=False) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "few-shot (--few-shot): SetFit's recipe" in said and "learning rate" not in said.split("few-shot")[0]
+    chosen = json.loads(Path("run/metrics.json").read_text())["chosen"]
+    assert chosen["few_shot"] and chosen["notes"] == ["few-shot"]  # no "lr x10.0 for the model's size"
 
 
 @pytest.mark.parametrize("flags, message", [
