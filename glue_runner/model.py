@@ -119,9 +119,9 @@ class MeanHead:
         import torch
 
         pooled = mean_pooled(model, batch)
+        weight, bias = (torch.as_tensor(a, device=pooled.device).float() for a in (self.weight, self.bias))
         with torch.autocast(pooled.device.type, enabled=False):  # in float32, as float32_head says why
-            return torch.nn.functional.linear(pooled.float(), torch.as_tensor(self.weight, device=pooled.device).float(),
-                                              torch.as_tensor(self.bias, device=pooled.device).float())
+            return torch.nn.functional.linear(pooled.float(), weight, bias)
 
     def files(self) -> dict[str, bytes]:
         from safetensors.numpy import save
@@ -141,11 +141,15 @@ class MeanHead:
 MEAN_HEAD = "mean_pooled_head.safetensors"
 
 
+def last_hidden(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+    """The encoder's last-layer vector for every token, the classification head left out."""
+    return model.base_model(**{k: v for k, v in batch.items() if k != "labels"}).last_hidden_state
+
+
 def mean_pooled(model: torch.nn.Module, batch: dict) -> torch.Tensor:
     """The mean of the encoder's last-layer vectors over each example's real tokens (sentence-transformers' and
     SetFit's embedding)."""
-    hidden = model.base_model(**{k: v for k, v in batch.items() if k != "labels"}).last_hidden_state
-    return token_mean(hidden, batch["attention_mask"])
+    return token_mean(last_hidden(model, batch), batch["attention_mask"])
 
 
 def token_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -250,8 +254,8 @@ def load_model(task: TaskSpec, cfg: RunConfig, say=lambda *a, **k: None, check=l
             f"(pass --threshold {saved} to score it as it was)[/]", soft_wrap=True)
     float32_head(model)
     head = MeanHead.saved_in(Path(cfg.model).expanduser())  # a --few-shot model's: its outputs in the task's order
-    return LoadedModel(model, tokenizer, Labels(task, tuple(range(task.num_labels)) if head else to_model, cfg.threshold),
-                       head)
+    order = tuple(range(task.num_labels)) if head else to_model
+    return LoadedModel(model, tokenizer, Labels(task, order, cfg.threshold), head)
 
 
 def float32_head(model: torch.nn.Module) -> None:

@@ -25,7 +25,7 @@ from .config import RunConfig
 from .data import cache_folder
 from .errors import GlueRunnerError
 from .files import write_atomic
-from .model import LoadedModel, token_mean
+from .model import LoadedModel, last_hidden, token_mean
 from .run import DevScorer, Tracker
 from .tasks import TaskSpec
 from .train import Runtime, TrainStats, predict
@@ -38,7 +38,7 @@ def pooled(model: torch.nn.Module, batch: dict) -> torch.Tensor:
     """[CLS] and the mean over real tokens of the encoder's last layer, side by side."""
     import torch
 
-    hidden = model.base_model(**{k: v for k, v in batch.items() if k != "labels"}).last_hidden_state
+    hidden = last_hidden(model, batch)
     return torch.cat([hidden[:, 0], token_mean(hidden, batch["attention_mask"])], dim=1)
 
 

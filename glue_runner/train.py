@@ -242,7 +242,8 @@ def train(model: torch.nn.Module, train_set, cfg: RunConfig, rt: Runtime, *, pad
     RNGs that checkpoints save, so a resumed run draws what an uninterrupted one would).
 
     With output_dir, a checkpoint is saved every cfg.save_steps steps and at the end of each epoch
-    on_epoch_end evaluated (none after the last: the results come next), and on SIGINT/SIGTERM; resume_from continues from one exactly (same batches, same dropout).
+    on_epoch_end evaluated (none after the last: the results come next), and on SIGINT/SIGTERM;
+    resume_from continues from one exactly (same batches, same dropout).
     log(text) gets the loop's warnings as plain text (a stop heard, smaller passes after an
     out-of-memory); how they look is the caller's business. schedule: which parameters train in
     each epoch, and at what depth (default: all, at one rate). identity: what the checkpoints record
